@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerates everything under pkg/generated/, the zz_generated files of the
+# API package and the CRD manifests under artifacts/crds/. Never edit those
+# files by hand: change the types and run this.
+set -o errexit -o nounset -o pipefail
+
+SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODULE="$(cd "${SCRIPT_ROOT}" && go list -m)"
+CODEGEN_PKG="${CODEGEN_PKG:-$(cd "${SCRIPT_ROOT}" && go list -m -f '{{.Dir}}' k8s.io/code-generator)}"
+
+# kube_codegen.sh installs the generators into GOBIN; keep them in our cache
+# folder so that nothing outside the repository changes.
+export GOBIN="${SCRIPT_ROOT}/_output/codegen-bin"
+mkdir -p "${GOBIN}"
+
+source "${CODEGEN_PKG}/kube_codegen.sh"
+
+boilerplate="${SCRIPT_ROOT}/hack/boilerplate.go.txt"
+cd "${SCRIPT_ROOT}"
+
+kube::codegen::gen_helpers \
+    --boilerplate "${boilerplate}" \
+    "${SCRIPT_ROOT}/pkg/apis"
+
+kube::codegen::gen_register \
+    --boilerplate "${boilerplate}" \
+    "${SCRIPT_ROOT}/pkg/apis"
+
+kube::codegen::gen_client \
+    --with-watch \
+    --with-applyconfig \
+    --output-dir "${SCRIPT_ROOT}/pkg/generated" \
+    --output-pkg "${MODULE}/pkg/generated" \
+    --boilerplate "${boilerplate}" \
+    "${SCRIPT_ROOT}/pkg/apis"
+
+# CRDs: controller-gen only renders YAML from the markers; the operator's
+# code never imports controller-runtime.
+go tool controller-gen \
+    crd:crdVersions=v1 \
+    paths="./pkg/apis/..." \
+    output:crd:artifacts:config="${SCRIPT_ROOT}/artifacts/crds"

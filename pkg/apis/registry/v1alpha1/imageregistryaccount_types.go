@@ -1,0 +1,85 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=imgacc;iracc,categories=imageregistry
+// +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
+// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.spec.rotation`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.spec.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ImageRegistryAccount is a login that the registry's token server accepts.
+// It lives in the registry's namespace. The operator keeps one per
+// ImagePushSecret and ImagePullSecret; admins may create static ones, e.g.
+// for a CI system outside the cluster.
+type ImageRegistryAccount struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec holds the password hashes and the labels the ACL matches.
+	Spec ImageRegistryAccountSpec `json:"spec"`
+	// Status is what the operator observed.
+	// +optional
+	Status ImageRegistryAccountStatus `json:"status,omitempty"`
+}
+
+// ImageRegistryAccountSpec holds an account's credentials.
+// +kubebuilder:validation:XValidation:rule="!has(self.rotation) || self.rotation >= 0",message="rotation must not be negative"
+type ImageRegistryAccountSpec struct {
+	// Username is the login name. With rotation set, clients log in as
+	// <username>/<rotation number>; without it, as <username>.
+	// Default: metadata.name.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Username string `json:"username,omitempty"`
+
+	// Rotation is the current rotation number of a rotating account. The
+	// last hash of passwords belongs to rotation+1, the one before to
+	// rotation, the one before that to rotation-1. Omitted for static
+	// accounts, whose hashes are all valid for the plain username.
+	// +optional
+	Rotation *int64 `json:"rotation,omitempty"`
+
+	// Passwords are bcrypt hashes, oldest first.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	Passwords []string `json:"passwords"`
+
+	// Labels are returned to the ACL on a successful login, e.g.
+	// namespace, name and type (push or pull) for operator-made accounts.
+	// +optional
+	Labels map[string][]string `json:"labels,omitempty"`
+
+	// ExpiresAt ends the account: logins fail from then on.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+}
+
+// ImageRegistryAccountStatus is the observed state of an ImageRegistryAccount.
+type ImageRegistryAccountStatus struct {
+	// ObservedGeneration is the metadata.generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions of the account.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+
+// ImageRegistryAccountList is a list of ImageRegistryAccount.
+type ImageRegistryAccountList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ImageRegistryAccount `json:"items"`
+}

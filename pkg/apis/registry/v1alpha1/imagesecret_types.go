@@ -1,0 +1,159 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AnnotationRotate asks for a rotation now: each change of its value on an
+// ImagePushSecret or ImagePullSecret triggers one rotation.
+const AnnotationRotate = "registry.mgoltzsche.github.com/rotate"
+
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=imgpush;ipush,categories=imageregistry
+// +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registry`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`
+// +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.rotationDate`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ImagePushSecret asks for rotating credentials that may push to and pull
+// from a registry. The operator writes them to an Opaque Secret with a
+// config.json key (a ~/.docker/config.json).
+type ImagePushSecret struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec names the registry and how the credentials rotate.
+	// +optional
+	Spec ImageSecretSpec `json:"spec,omitempty"`
+	// Status is what the operator observed and published.
+	// +optional
+	Status ImageSecretStatus `json:"status,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+
+// ImagePushSecretList is a list of ImagePushSecret.
+type ImagePushSecretList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ImagePushSecret `json:"items"`
+}
+
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=imgpull;ipull,categories=imageregistry
+// +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registry`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`
+// +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.rotationDate`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ImagePullSecret asks for rotating credentials that may pull from a
+// registry. The operator writes them to a kubernetes.io/dockerconfigjson
+// Secret, usable as a Pod's imagePullSecret.
+type ImagePullSecret struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec names the registry and how the credentials rotate.
+	// +optional
+	Spec ImageSecretSpec `json:"spec,omitempty"`
+	// Status is what the operator observed and published.
+	// +optional
+	Status ImageSecretStatus `json:"status,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+
+// ImagePullSecretList is a list of ImagePullSecret.
+type ImagePullSecretList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ImagePullSecret `json:"items"`
+}
+
+// ImageSecretSpec is the desired state of an ImagePushSecret or ImagePullSecret.
+// +kubebuilder:validation:XValidation:rule="has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)",message="registryRef is immutable: create a new object to use another registry"
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="secretName is immutable"
+type ImageSecretSpec struct {
+	// RegistryRef names the ImageRegistry. Omitted, the operator's default
+	// registry is used; an omitted namespace means the object's own namespace.
+	// +optional
+	RegistryRef *RegistryRef `json:"registryRef,omitempty"`
+
+	// SecretName is the name of the generated Secret. Default:
+	// <name>-image-push-secret or <name>-image-pull-secret.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// RotationInterval is how often the password changes. Default: the
+	// operator's --rotation-interval (24h). At least 10s.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="rotationInterval must be at least 10s"
+	// +optional
+	RotationInterval *metav1.Duration `json:"rotationInterval,omitempty"`
+}
+
+// RegistryRef names an ImageRegistry.
+type RegistryRef struct {
+	// Name of the ImageRegistry.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Namespace of the ImageRegistry; default: the referring object's namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ImageSecretStatus is the observed state of an ImagePushSecret or ImagePullSecret.
+type ImageSecretStatus struct {
+	// ObservedGeneration is the metadata.generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Rotation counts password rotations; the username of the current
+	// password is <namespace>/<name>/<rotation>.
+	// +optional
+	Rotation int64 `json:"rotation,omitempty"`
+	// RotationDate is when the current rotation began.
+	// +optional
+	RotationDate *metav1.Time `json:"rotationDate,omitempty"`
+	// Passwords are bcrypt hashes, oldest first: the last belongs to rotation
+	// rotation+1 (the next password), the one before to rotation (the current
+	// password), and a third, while present, to the previous password during
+	// its grace period.
+	// +listType=atomic
+	// +optional
+	Passwords []string `json:"passwords,omitempty"`
+	// Registry is the registry's hostname.
+	// +optional
+	Registry string `json:"registry,omitempty"`
+	// RegistryRef is the resolved registry (namespace always set).
+	// +optional
+	RegistryRef *RegistryRef `json:"registryRef,omitempty"`
+	// SecretName is the name of the generated Secret.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// RotateRequest is the value of the rotate annotation that the operator
+	// last acted on.
+	// +optional
+	RotateRequest string `json:"rotateRequest,omitempty"`
+	// Conditions; Ready tells whether the Secret holds working credentials.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
