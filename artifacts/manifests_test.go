@@ -327,4 +327,3 @@ func normalize(t *testing.T, data []byte) []byte {
 	out, _ := yaml.Marshal(m)
 	return out
 }
-
