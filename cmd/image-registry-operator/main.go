@@ -1,0 +1,142 @@
+// Command image-registry-operator runs the controllers of the
+// registry.mgoltzsche.github.com API: ImageRegistry, ImagePushSecret and
+// ImagePullSecret (which maintain ImageRegistryAccounts).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
+	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
+)
+
+// resyncPeriod is only a safety net: rotation runs on workqueue timers.
+const resyncPeriod = 10 * time.Hour
+
+func main() {
+	klog.InitFlags(nil)
+	o := &options{}
+	o.addFlags(flag.CommandLine)
+	flag.Parse()
+	o.complete()
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "invalid flags:\n%v\n", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		klog.ErrorS(err, "Operator failed")
+		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
+	}
+	klog.Flush()
+}
+
+func restConfig(o *options) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags(o.master, o.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load Kubernetes client configuration: %w", err)
+	}
+	cfg.QPS = float32(o.kubeQPS)
+	cfg.Burst = o.kubeBurst
+	cfg.UserAgent = "image-registry-operator"
+	return cfg, nil
+}
+
+// run starts the informers and controllers and blocks until ctx ends.
+func run(ctx context.Context, o *options) error {
+	logger := klog.FromContext(ctx)
+	cfg, err := restConfig(o)
+	if err != nil {
+		return err
+	}
+	kubeClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build Kubernetes client: %w", err)
+	}
+	registryClient, err := clientset.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build registry client: %w", err)
+	}
+	// Fail fast with a clear message when the API server or the CRDs are missing.
+	if _, err := registryClient.Discovery().ServerResourcesForGroupVersion("registry.mgoltzsche.github.com/v1alpha1"); err != nil {
+		return fmt.Errorf("the registry.mgoltzsche.github.com/v1alpha1 API is not served (are the CRDs from artifacts/crds applied?): %w", err)
+	}
+
+	ctrls, factories, err := newControllers(ctx, o, kubeClient, registryClient)
+	if err != nil {
+		return err
+	}
+	for _, f := range factories {
+		f.Start(ctx.Done())
+	}
+	logger.Info("Starting controllers", "namespace", o.namespace, "dnsZone", o.dnsZone, "controllers", len(ctrls))
+
+	errCh := make(chan error, len(ctrls))
+	for name, c := range ctrls {
+		go func() {
+			if err := c.Run(ctx, o.workers); err != nil {
+				errCh <- fmt.Errorf("%s controller: %w", name, err)
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errCh:
+		return err
+	}
+	for _, f := range factories {
+		f.Shutdown()
+	}
+	logger.Info("Stopped")
+	return nil
+}
+
+// runnable is what each controller package's Controller offers.
+type runnable interface {
+	Run(ctx context.Context, workers int) error
+}
+
+// starter is an informer factory.
+type starter interface {
+	Start(stopCh <-chan struct{})
+	Shutdown()
+}
+
+// informerFactories are shared by all controllers, so that each kind is
+// watched once.
+type informerFactories struct {
+	kube     kubeinformers.SharedInformerFactory
+	secrets  kubeinformers.SharedInformerFactory
+	registry informers.SharedInformerFactory
+}
+
+func newInformerFactories(o *options, kubeClient kubernetes.Interface, registryClient clientset.Interface) informerFactories {
+	return informerFactories{
+		kube: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resyncPeriod,
+			kubeinformers.WithNamespace(o.namespace)),
+		// Secrets are watched only where the operator made them, so that
+		// unrelated Secrets cost no memory.
+		secrets: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resyncPeriod,
+			kubeinformers.WithNamespace(o.namespace),
+			kubeinformers.WithTweakListOptions(managedOnly)),
+		registry: informers.NewSharedInformerFactoryWithOptions(registryClient, resyncPeriod,
+			informers.WithNamespace(o.namespace)),
+	}
+}
+
+var errNoControllers = errors.New("no controllers registered")

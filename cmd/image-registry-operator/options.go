@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// options are the operator's settings: flags, with defaults from the
+// environment where the deployment manifests set them.
+type options struct {
+	kubeconfig string
+	master     string
+
+	// namespace limits the operator to one namespace; empty watches all.
+	namespace string
+	// operatorNamespace holds the operator's own objects (the root CA Secret).
+	operatorNamespace string
+	// dnsZone makes registry hostnames: <name>.<namespace>.<dnsZone>.
+	dnsZone string
+	// defaultRegistry serves push and pull secrets without a registryRef.
+	defaultRegistry types.NamespacedName
+
+	rotationInterval time.Duration
+	gracePeriod      time.Duration
+	bcryptCost       int
+
+	authImage       string
+	registryImage   string
+	dockerAuthImage string
+
+	workers   int
+	kubeQPS   float64
+	kubeBurst int
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (o *options) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Path to a kubeconfig. Empty: in-cluster configuration.")
+	fs.StringVar(&o.master, "master", "", "The address of the Kubernetes API server. Overrides any value in kubeconfig.")
+	fs.StringVar(&o.namespace, "namespace", os.Getenv("WATCH_NAMESPACE"), "Watch only this namespace (env WATCH_NAMESPACE). Empty: all namespaces.")
+	fs.StringVar(&o.operatorNamespace, "operator-namespace", envOr("OPERATOR_NAMESPACE", envOr("POD_NAMESPACE", "image-registry-operator")), "Namespace of the operator's own objects, such as the root CA Secret (env OPERATOR_NAMESPACE).")
+	fs.StringVar(&o.dnsZone, "dns-zone", envOr("OPERATOR_DNS_ZONE", "svc.cluster.local"), "DNS zone of registry hostnames <name>.<namespace>.<zone> (env OPERATOR_DNS_ZONE).")
+	fs.StringVar(&o.defaultRegistry.Name, "default-registry-name", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAME"), "ImageRegistry used by push and pull secrets without registryRef (env OPERATOR_DEFAULT_REGISTRY_NAME). Empty: none.")
+	fs.StringVar(&o.defaultRegistry.Namespace, "default-registry-namespace", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAMESPACE"), "Namespace of the default ImageRegistry (env OPERATOR_DEFAULT_REGISTRY_NAMESPACE). Empty: the operator namespace.")
+	fs.DurationVar(&o.rotationInterval, "rotation-interval", 24*time.Hour, "Default password rotation interval of push and pull secrets.")
+	fs.DurationVar(&o.gracePeriod, "grace-period", 5*time.Minute, "How long a replaced password keeps working after it left the Secret.")
+	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (passwords are 32 random bytes).")
+	fs.StringVar(&o.authImage, "auth-image", envOr("OPERATOR_AUTH_IMAGE", "ghcr.io/image-registry-operator/image-registry-operator:latest"), "Image with registry-auth and k8s-docker-authn (env OPERATOR_AUTH_IMAGE).")
+	fs.StringVar(&o.registryImage, "registry-image", envOr("OPERATOR_REGISTRY_IMAGE", "registry:3.0.0"), "Distribution registry image (env OPERATOR_REGISTRY_IMAGE).")
+	fs.StringVar(&o.dockerAuthImage, "docker-auth-image", envOr("OPERATOR_DOCKER_AUTH_IMAGE", "cesanta/docker_auth:1.13"), "cesanta/docker_auth image for auth.server=docker_auth (env OPERATOR_DOCKER_AUTH_IMAGE).")
+	fs.IntVar(&o.workers, "workers", 4, "Workers per controller.")
+	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "Client-side rate limit of API requests per second.")
+	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "Burst of the client-side API rate limit.")
+}
+
+// complete fills defaults that depend on other flags.
+func (o *options) complete() {
+	if o.defaultRegistry.Name != "" && o.defaultRegistry.Namespace == "" {
+		o.defaultRegistry.Namespace = o.operatorNamespace
+	}
+	o.dnsZone = strings.TrimSuffix(o.dnsZone, ".")
+}
+
+// validate reports every bad flag at once, so a user fixes them in one go.
+func (o *options) validate() error {
+	var errs []error
+	for _, ns := range []struct{ flag, value string }{
+		{"namespace", o.namespace},
+		{"operator-namespace", o.operatorNamespace},
+		{"default-registry-namespace", o.defaultRegistry.Namespace},
+	} {
+		if ns.value == "" {
+			continue
+		}
+		if msgs := validation.IsDNS1123Label(ns.value); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--%s=%q: %s", ns.flag, ns.value, strings.Join(msgs, "; ")))
+		}
+	}
+	if o.operatorNamespace == "" {
+		errs = append(errs, errors.New("--operator-namespace must not be empty"))
+	}
+	if o.defaultRegistry.Name != "" {
+		if msgs := validation.IsDNS1123Subdomain(o.defaultRegistry.Name); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--default-registry-name=%q: %s", o.defaultRegistry.Name, strings.Join(msgs, "; ")))
+		}
+	}
+	if msgs := validation.IsDNS1123Subdomain(o.dnsZone); o.dnsZone == "" || len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("--dns-zone=%q: not a DNS name: %s", o.dnsZone, strings.Join(msgs, "; ")))
+	}
+	if o.rotationInterval < 10*time.Second {
+		errs = append(errs, fmt.Errorf("--rotation-interval=%s: must be at least 10s", o.rotationInterval))
+	}
+	if o.gracePeriod < 0 {
+		errs = append(errs, fmt.Errorf("--grace-period=%s: must not be negative", o.gracePeriod))
+	}
+	if o.bcryptCost < bcrypt.MinCost || o.bcryptCost > bcrypt.MaxCost {
+		errs = append(errs, fmt.Errorf("--bcrypt-cost=%d: must be within %d..%d", o.bcryptCost, bcrypt.MinCost, bcrypt.MaxCost))
+	}
+	if o.workers < 1 {
+		errs = append(errs, fmt.Errorf("--workers=%d: must be at least 1", o.workers))
+	}
+	if o.kubeQPS <= 0 || o.kubeBurst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	for _, img := range []struct{ flag, value string }{{"auth-image", o.authImage}, {"registry-image", o.registryImage}, {"docker-auth-image", o.dockerAuthImage}} {
+		if img.value == "" {
+			errs = append(errs, fmt.Errorf("--%s must not be empty", img.flag))
+		}
+	}
+	return errors.Join(errs...)
+}
