@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 
 	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
@@ -59,7 +61,6 @@ func restConfig(o *options) (*rest.Config, error) {
 
 // run starts the informers and controllers and blocks until ctx ends.
 func run(ctx context.Context, o *options) error {
-	logger := klog.FromContext(ctx)
 	cfg, err := restConfig(o)
 	if err != nil {
 		return err
@@ -77,6 +78,27 @@ func run(ctx context.Context, o *options) error {
 		return fmt.Errorf("the registry.mgoltzsche.github.com/v1alpha1 API is not served (are the CRDs from artifacts/crds applied?): %w", err)
 	}
 
+	p := &probes{leader: leaderelection.NewLeaderHealthzAdaptor(o.renewDeadline)}
+	if err := startServers(ctx, o, p); err != nil {
+		return err
+	}
+	if !o.leaderElect {
+		return runControllers(ctx, o, kubeClient, registryClient, p)
+	}
+	// Standbys are ready: they serve nothing but wait for the lease.
+	p.ready.Store(true)
+	var runErr error
+	err = runAsLeader(ctx, o, kubeClient, p, func(ctx context.Context) {
+		p.ready.Store(false)
+		runErr = runControllers(ctx, o, kubeClient, registryClient, p)
+	})
+	return errors.Join(err, runErr)
+}
+
+// runControllers starts the informers and controllers and blocks until ctx
+// ends or a controller fails.
+func runControllers(ctx context.Context, o *options, kubeClient kubernetes.Interface, registryClient clientset.Interface, p *probes) error {
+	logger := klog.FromContext(ctx)
 	ctrls, factories, err := newControllers(ctx, o, kubeClient, registryClient)
 	if err != nil {
 		return err
@@ -84,6 +106,14 @@ func run(ctx context.Context, o *options) error {
 	for _, f := range factories {
 		f.Start(ctx.Done())
 	}
+	for _, f := range factories {
+		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("informer cache of %v did not sync", typ)
+			}
+		}
+	}
+	p.ready.Store(true)
 	logger.Info("Starting controllers", "namespace", o.namespace, "dnsZone", o.dnsZone, "controllers", len(ctrls))
 
 	errCh := make(chan error, len(ctrls))
@@ -114,6 +144,7 @@ type runnable interface {
 // starter is an informer factory.
 type starter interface {
 	Start(stopCh <-chan struct{})
+	WaitForCacheSync(stopCh <-chan struct{}) map[reflect.Type]bool
 	Shutdown()
 }
 

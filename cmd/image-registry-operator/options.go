@@ -39,6 +39,15 @@ type options struct {
 	workers   int
 	kubeQPS   float64
 	kubeBurst int
+
+	healthAddr  string
+	metricsAddr string
+
+	leaderElect      bool
+	leaderElectionID string
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
 }
 
 func envOr(key, def string) string {
@@ -65,6 +74,13 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.workers, "workers", 4, "Workers per controller.")
 	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "Client-side rate limit of API requests per second.")
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "Burst of the client-side API rate limit.")
+	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "Address of /healthz and /readyz. Empty: off.")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", ":8080", "Address of the Prometheus /metrics endpoint. Empty: off.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Hold a Lease in the operator namespace before acting, so that only one of several replicas works.")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", "image-registry-operator", "Name of the leader election Lease.")
+	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long standbys wait before taking over a lease that was not renewed.")
+	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader retries renewing before it gives up leading.")
+	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the lease.")
 }
 
 // complete fills defaults that depend on other flags.
@@ -120,6 +136,9 @@ func (o *options) validate() error {
 		if img.value == "" {
 			errs = append(errs, fmt.Errorf("--%s must not be empty", img.flag))
 		}
+	}
+	if o.leaderElect && !(o.leaseDuration > o.renewDeadline && o.renewDeadline > o.retryPeriod && o.retryPeriod > 0) {
+		errs = append(errs, fmt.Errorf("leader election needs lease duration > renew deadline > retry period > 0"))
 	}
 	return errors.Join(errs...)
 }
