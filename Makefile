@@ -8,7 +8,7 @@ BIN_DIR := $(CURDIR)/_output/bin
 CMDS := ./cmd/... ./plugin/...
 E2E_TIMEOUT ?= 60m
 
-.PHONY: all build generate verify lint test test-unit test-e2e tools run bench images clean help
+.PHONY: all build generate verify lint test test-unit test-e2e tools run bench images images-test clean help
 
 all: build
 
@@ -31,7 +31,7 @@ lint: ## go vet and gofmt.
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/generated/'))"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-test: test-unit test-e2e ## Run all tests: unit (with -race) and e2e against a real control plane.
+test: test-unit test-e2e images-test ## Run all tests: unit (with -race) and e2e against a real control plane.
 
 test-unit: ## Unit tests with the race detector.
 	$(GO) test -race -count=1 ./...
@@ -44,6 +44,12 @@ test-e2e: tools build ## e2e tests against a local etcd + kube-apiserver + kube-
 
 run: tools build ## Bring up a local control plane, the operator and the examples; Ctrl-C stops all.
 	hack/run.sh
+
+images: build ## Build the operator image as an OCI layout in _output/images (no Docker engine needed; reproducible).
+	cd hack/tools/images && $(GO) run . --bin-dir $(BIN_DIR) --out $(CURDIR)/_output/images/image-registry-operator
+
+images-test: build ## Check that the image build is reproducible and the image runs the operator.
+	cd hack/tools/images && IMAGES_BIN_DIR=$(BIN_DIR) $(GO) test -count=1 ./...
 
 clean: ## Remove build outputs (keeps the Go caches).
 	rm -rf _output
