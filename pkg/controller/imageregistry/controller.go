@@ -1,0 +1,363 @@
+package imageregistry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	appsinformers "k8s.io/client-go/informers/apps/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	rbacinformers "k8s.io/client-go/informers/rbac/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	rbaclisters "k8s.io/client-go/listers/rbac/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
+	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
+	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
+	registrylisters "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
+)
+
+const controllerAgentName = "imageregistry-controller"
+
+// Defaults for Options fields left empty.
+const (
+	DefaultDNSZone         = "svc.cluster.local"
+	DefaultRegistryImage   = "registry:3.0.0"
+	DefaultDockerAuthImage = "cesanta/docker_auth:1.13"
+)
+
+// Options are the operator-wide settings of the controller.
+type Options struct {
+	// OperatorNamespace holds the operator's CA Secret.
+	OperatorNamespace string
+	// DNSZone is the suffix of every registry's hostname
+	// <name>.<namespace>.<DNSZone>; default svc.cluster.local.
+	DNSZone string
+	// AuthImage is the operator's own image: it runs the builtin token server
+	// and carries the docker_auth ext_auth authenticator. Required.
+	AuthImage string
+	// RegistryImage is the distribution registry image; default DefaultRegistryImage.
+	RegistryImage string
+	// DockerAuthImage is the cesanta/docker_auth image; default DefaultDockerAuthImage.
+	DockerAuthImage string
+	// Clock drives certificate issuing and renewal timers; default the real clock.
+	Clock clock.WithTicker
+	// UserSecretRecheckInterval is how often a Secret the operator cannot
+	// watch (a user's TLS Secret carries no managed-by label) is read again;
+	// default 5 minutes.
+	UserSecretRecheckInterval time.Duration
+}
+
+func (o *Options) setDefaults() error {
+	if o.OperatorNamespace == "" {
+		return errors.New("imageregistry controller: OperatorNamespace is required")
+	}
+	if o.AuthImage == "" {
+		return errors.New("imageregistry controller: AuthImage is required")
+	}
+	o.DNSZone = strings.Trim(o.DNSZone, ".")
+	if o.DNSZone == "" {
+		o.DNSZone = DefaultDNSZone
+	}
+	if o.RegistryImage == "" {
+		o.RegistryImage = DefaultRegistryImage
+	}
+	if o.DockerAuthImage == "" {
+		o.DockerAuthImage = DefaultDockerAuthImage
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.UserSecretRecheckInterval <= 0 {
+		o.UserSecretRecheckInterval = 5 * time.Minute
+	}
+	return nil
+}
+
+// authConfigMapIndex indexes ImageRegistries by the user auth ConfigMap
+// (namespace/name) they reference, so that a change to that ConfigMap
+// enqueues exactly the registries that use it.
+const authConfigMapIndex = "imageregistry.authConfigMap"
+
+// Controller keeps each ImageRegistry's owned objects in step with its spec.
+type Controller struct {
+	// kubeClient writes the owned core, apps and RBAC objects and reads user
+	// Secrets, which the label-filtered Secret informer does not see.
+	kubeClient kubernetes.Interface
+	// registryClient writes ImageRegistry status.
+	registryClient versioned.Interface
+	// dynamicClient manages cert-manager Certificates without importing
+	// cert-manager; nil means cert-manager is treated as missing.
+	dynamicClient dynamic.Interface
+
+	registriesLister registrylisters.ImageRegistryLister
+	registriesIndex  cache.Indexer
+	registriesSynced cache.InformerSynced
+	// The listers of every kind the controller owns: reads come from the
+	// cache, so a steady state costs no API calls.
+	statefulSetsLister    appslisters.StatefulSetLister
+	statefulSetsSynced    cache.InformerSynced
+	servicesLister        corelisters.ServiceLister
+	servicesSynced        cache.InformerSynced
+	configMapsLister      corelisters.ConfigMapLister
+	configMapsSynced      cache.InformerSynced
+	secretsLister         corelisters.SecretLister
+	secretsSynced         cache.InformerSynced
+	serviceAccountsLister corelisters.ServiceAccountLister
+	serviceAccountsSynced cache.InformerSynced
+	rolesLister           rbaclisters.RoleLister
+	rolesSynced           cache.InformerSynced
+	roleBindingsLister    rbaclisters.RoleBindingLister
+	roleBindingsSynced    cache.InformerSynced
+
+	// queue holds registries to sync; AddAfter on it schedules certificate
+	// renewals, using opts.Clock so tests can move time.
+	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	// recorder tells users about bad input and repairs as Events on the registry.
+	recorder record.EventRecorder
+
+	opts Options
+
+	// syncHandler is a seam for tests of the queue plumbing.
+	syncHandler func(ctx context.Context, key cache.ObjectName) error
+}
+
+// NewController returns a controller over the given informers. The Secret
+// informer must be filtered to v1alpha1.LabelManagedBy=v1alpha1.ManagedByValue.
+// Call it before the informers start: it adds an index to the ImageRegistry informer.
+func NewController(
+	ctx context.Context,
+	kubeClient kubernetes.Interface,
+	registryClient versioned.Interface,
+	dynamicClient dynamic.Interface,
+	registryInformer registryinformers.ImageRegistryInformer,
+	statefulSetInformer appsinformers.StatefulSetInformer,
+	serviceInformer coreinformers.ServiceInformer,
+	configMapInformer coreinformers.ConfigMapInformer,
+	secretInformer coreinformers.SecretInformer,
+	serviceAccountInformer coreinformers.ServiceAccountInformer,
+	roleInformer rbacinformers.RoleInformer,
+	roleBindingInformer rbacinformers.RoleBindingInformer,
+	opts Options,
+) (*Controller, error) {
+	logger := klog.FromContext(ctx)
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	utilruntime.Must(registryscheme.AddToScheme(scheme.Scheme))
+
+	eventBroadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	eventBroadcaster.StartStructuredLogging(0)
+	eventBroadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubeClient.CoreV1().Events("")})
+	recorder := eventBroadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerAgentName})
+
+	if err := registryInformer.Informer().AddIndexers(cache.Indexers{authConfigMapIndex: indexByAuthConfigMap}); err != nil {
+		return nil, fmt.Errorf("add ImageRegistry index: %w", err)
+	}
+
+	c := &Controller{
+		kubeClient:            kubeClient,
+		registryClient:        registryClient,
+		dynamicClient:         dynamicClient,
+		registriesLister:      registryInformer.Lister(),
+		registriesIndex:       registryInformer.Informer().GetIndexer(),
+		registriesSynced:      registryInformer.Informer().HasSynced,
+		statefulSetsLister:    statefulSetInformer.Lister(),
+		statefulSetsSynced:    statefulSetInformer.Informer().HasSynced,
+		servicesLister:        serviceInformer.Lister(),
+		servicesSynced:        serviceInformer.Informer().HasSynced,
+		configMapsLister:      configMapInformer.Lister(),
+		configMapsSynced:      configMapInformer.Informer().HasSynced,
+		secretsLister:         secretInformer.Lister(),
+		secretsSynced:         secretInformer.Informer().HasSynced,
+		serviceAccountsLister: serviceAccountInformer.Lister(),
+		serviceAccountsSynced: serviceAccountInformer.Informer().HasSynced,
+		rolesLister:           roleInformer.Lister(),
+		rolesSynced:           roleInformer.Informer().HasSynced,
+		roleBindingsLister:    roleBindingInformer.Lister(),
+		roleBindingsSynced:    roleBindingInformer.Informer().HasSynced,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
+			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "ImageRegistries", Clock: opts.Clock},
+		),
+		recorder: recorder,
+		opts:     opts,
+	}
+	c.syncHandler = c.sync
+
+	logger.Info("Setting up event handlers")
+	handlers := []struct {
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
+	}{
+		{registryInformer.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueue,
+			UpdateFunc: func(_, obj interface{}) { c.enqueue(obj) },
+			DeleteFunc: c.enqueue,
+		}},
+		{statefulSetInformer.Informer(), c.ownedHandler(nil)},
+		{serviceInformer.Informer(), c.ownedHandler(nil)},
+		{configMapInformer.Informer(), c.ownedHandler(c.handleUserConfigMap)},
+		{secretInformer.Informer(), c.ownedHandler(c.handleUnownedSecret)},
+		{serviceAccountInformer.Informer(), c.ownedHandler(nil)},
+		{roleInformer.Informer(), c.ownedHandler(nil)},
+		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
+	}
+	for _, h := range handlers {
+		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
+			return nil, fmt.Errorf("add event handler: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Run starts workers after the caches have synced and blocks until ctx is done.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx)
+
+	logger.Info("Starting ImageRegistry controller")
+	if ok := cache.WaitForNamedCacheSyncWithContext(ctx,
+		c.registriesSynced, c.statefulSetsSynced, c.servicesSynced, c.configMapsSynced,
+		c.secretsSynced, c.serviceAccountsSynced, c.rolesSynced, c.roleBindingsSynced); !ok {
+		return errors.New("failed to wait for caches to sync")
+	}
+	for range workers {
+		go wait.UntilWithContext(ctx, c.runWorker, time.Second)
+	}
+	logger.Info("Started workers", "count", workers)
+	<-ctx.Done()
+	logger.Info("Shutting down workers")
+	return nil
+}
+
+func (c *Controller) runWorker(ctx context.Context) {
+	for c.processNextWorkItem(ctx) {
+	}
+}
+
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "imageRegistry", klog.KRef(key.Namespace, key.Name))
+	if err := c.syncHandler(klog.NewContext(ctx, logger), key); err != nil {
+		c.queue.AddRateLimited(key)
+		logger.Error(err, "Sync failed, requeuing")
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+func (c *Controller) enqueue(obj interface{}) {
+	key, err := cache.DeletionHandlingObjectToName(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// ownedHandler enqueues the ImageRegistry controlling an object; objects
+// without such an owner go to unowned, if given.
+func (c *Controller) ownedHandler(unowned func(metav1.Object)) cache.ResourceEventHandler {
+	handle := func(obj interface{}) {
+		object, ok := metaObject(obj)
+		if !ok {
+			return
+		}
+		if ref := metav1.GetControllerOf(object); ref != nil && ref.Kind == "ImageRegistry" && ref.APIVersion == v1alpha1.SchemeGroupVersion.String() {
+			c.queue.Add(cache.NewObjectName(object.GetNamespace(), ref.Name))
+			return
+		}
+		if unowned != nil {
+			unowned(object)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: handle,
+		UpdateFunc: func(old, cur interface{}) {
+			o, _ := metaObject(old)
+			n, _ := metaObject(cur)
+			if o != nil && n != nil && o.GetResourceVersion() == n.GetResourceVersion() {
+				return // a resync: nothing changed
+			}
+			handle(cur)
+		},
+		DeleteFunc: handle,
+	}
+}
+
+// metaObject unwraps deletion tombstones.
+func metaObject(obj interface{}) (metav1.Object, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	o, ok := obj.(metav1.Object)
+	if !ok {
+		utilruntime.HandleError(fmt.Errorf("unexpected object type %T", obj))
+	}
+	return o, ok
+}
+
+// handleUserConfigMap enqueues the registries whose spec.auth.configMapName
+// names this ConfigMap.
+func (c *Controller) handleUserConfigMap(cm metav1.Object) {
+	objs, err := c.registriesIndex.ByIndex(authConfigMapIndex, cm.GetNamespace()+"/"+cm.GetName())
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	for _, o := range objs {
+		c.enqueue(o)
+	}
+}
+
+// handleUnownedSecret reacts to the operator's CA Secret, which every
+// registry's serving certificate depends on, and to Secrets cert-manager
+// writes for a registry (they carry LabelRegistry, not an owner reference).
+func (c *Controller) handleUnownedSecret(s metav1.Object) {
+	if s.GetNamespace() == c.opts.OperatorNamespace && s.GetName() == CASecretName {
+		regs, err := c.registriesLister.List(everything)
+		if err != nil {
+			utilruntime.HandleError(err)
+			return
+		}
+		for _, r := range regs {
+			c.enqueue(r)
+		}
+		return
+	}
+	if name := s.GetLabels()[LabelRegistry]; name != "" {
+		c.queue.Add(cache.NewObjectName(s.GetNamespace(), name))
+	}
+}
+
+func indexByAuthConfigMap(obj interface{}) ([]string, error) {
+	r, ok := obj.(*v1alpha1.ImageRegistry)
+	if !ok || r.Spec.Auth.ConfigMapName == "" {
+		return nil, nil
+	}
+	return []string{r.Namespace + "/" + r.Spec.Auth.ConfigMapName}, nil
+}

@@ -1,0 +1,181 @@
+package imageregistry
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
+)
+
+// Certificate lifetimes. Certificates are renewed after two thirds of their
+// lifetime (pki.RenewalTime), on a queue timer.
+const (
+	caValidity        = 10 * 365 * 24 * time.Hour
+	servingValidity   = 90 * 24 * time.Hour
+	tokenCertValidity = 365 * 24 * time.Hour
+	// httpSecretBytes of randomness sign the registry's upload state; every
+	// replica must share it.
+	httpSecretBytes = 32
+)
+
+// keyMaterial is a PEM key pair the pod mounts, and for serving
+// certificates the PEM CA bundle that verifies it.
+type keyMaterial struct {
+	certPEM, keyPEM, caPEM []byte
+}
+
+// ensureTokenKey provides the key pair the token server signs tokens with;
+// the registry trusts its certificate as auth.token.rootcertbundle.
+func (c *Controller) ensureTokenKey(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
+	auth := reg.Spec.Auth
+	issuer := auth.IssuerRef
+	if issuer == nil && auth.CA != nil {
+		issuer = auth.CA.IssuerRef
+	}
+	var (
+		m   *keyMaterial
+		err error
+	)
+	switch {
+	case auth.CA != nil && auth.CA.SecretName != "":
+		m, err = c.readUserKeyPair(ctx, reg, st, auth.CA.SecretName, ReasonTokenSecretNotFound, ReasonInvalidTokenSecret)
+	case issuer != nil:
+		m, err = c.ensureCertManagerKeyPair(ctx, reg, certificateRequest{
+			name:       tokenSecretName(reg),
+			issuer:     issuer,
+			commonName: st.hostname + " token signing",
+			usages:     []string{"digital signature"},
+			duration:   tokenCertValidity,
+		})
+	default:
+		m, err = c.ensureTokenSecret(ctx, reg, st)
+	}
+	if err != nil {
+		return err
+	}
+	st.token = m
+	return nil
+}
+
+// ensureTokenSecret keeps the operator-made token signing key pair.
+func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) (*keyMaterial, error) {
+	cur, err := lookup(c.secretsLister.Secrets(reg.Namespace).Get(tokenSecretName(reg)))
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		if err := checkControlled(reg, "Secret", cur); err != nil {
+			return nil, err
+		}
+	}
+	var kp *pki.KeyPair
+	if cur != nil {
+		if p, err := pki.ParseKeyPair(cur.Data[corev1.TLSCertKey], cur.Data[corev1.TLSPrivateKeyKey]); err == nil && st.now.Before(pki.RenewalTime(p.Cert)) {
+			kp = p
+		}
+	}
+	if kp == nil {
+		kp, err = pki.NewSigningCert(pki.CertOptions{CommonName: st.hostname + " token signing", Validity: tokenCertValidity, Now: st.now})
+		if err != nil {
+			return nil, err
+		}
+	}
+	desired := tlsSecret(reg, tokenSecretName(reg), kp.CertPEM, kp.KeyPEM, nil)
+	if _, err := ensureObject(ctx, c, reg, "Secret", cur, desired, c.kubeClient.CoreV1().Secrets(reg.Namespace), mergeSecretData); err != nil {
+		return nil, err
+	}
+	st.requeueNoLaterThan(pki.RenewalTime(kp.Cert))
+	return &keyMaterial{certPEM: kp.CertPEM, keyPEM: kp.KeyPEM}, nil
+}
+
+// ensureHTTPSecret keeps the random http.secret all replicas share. It
+// reaches the registry as an environment variable, never through the ConfigMap.
+func (c *Controller) ensureHTTPSecret(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
+	cur, err := lookup(c.secretsLister.Secrets(reg.Namespace).Get(httpSecretName(reg)))
+	if err != nil {
+		return err
+	}
+	var value []byte
+	if cur != nil {
+		if err := checkControlled(reg, "Secret", cur); err != nil {
+			return err
+		}
+		if v := cur.Data[httpSecretKey]; len(v) >= httpSecretBytes {
+			value = v
+		}
+	}
+	if value == nil {
+		b := make([]byte, httpSecretBytes)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		value = []byte(base64.RawURLEncoding.EncodeToString(b))
+	}
+	desired := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: httpSecretName(reg), Labels: objectLabels(reg)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{httpSecretKey: value},
+	}
+	if _, err := ensureObject(ctx, c, reg, "Secret", cur, desired, c.kubeClient.CoreV1().Secrets(reg.Namespace), mergeSecretData); err != nil {
+		return err
+	}
+	st.httpSecret = value
+	return nil
+}
+
+// readUserKeyPair reads a key pair Secret the user maintains. The
+// operator's Secret informer cannot see it (no managed-by label), so it is
+// read from the API and re-read every UserSecretRecheckInterval.
+func (c *Controller) readUserKeyPair(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState, name, notFoundReason, invalidReason string) (*keyMaterial, error) {
+	st.requeueNoLaterThan(st.now.Add(c.opts.UserSecretRecheckInterval))
+	s, err := c.kubeClient.CoreV1().Secrets(reg.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, badInput(notFoundReason, "Secret %s/%s not found", reg.Namespace, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pki.ParseKeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
+		return nil, badInput(invalidReason, "Secret %s/%s holds no valid %s/%s key pair: %v", reg.Namespace, name, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+	}
+	return &keyMaterial{certPEM: s.Data[corev1.TLSCertKey], keyPEM: s.Data[corev1.TLSPrivateKeyKey], caPEM: s.Data[caCertKey]}, nil
+}
+
+func tlsSecret(reg *v1alpha1.ImageRegistry, name string, certPEM, keyPEM, caPEM []byte) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: objectLabels(reg)},
+		Type:       corev1.SecretTypeTLS,
+		Data: map[string][]byte{
+			corev1.TLSCertKey:       certPEM,
+			corev1.TLSPrivateKeyKey: keyPEM,
+		},
+	}
+	if caPEM != nil {
+		s.Data[caCertKey] = caPEM
+	}
+	return s
+}
+
+// mergeSecretData puts back the keys we own; a Secret's type is immutable,
+// so a changed type is left for the user to resolve.
+func mergeSecretData(cur, desired *corev1.Secret) bool {
+	changed := false
+	for k, v := range desired.Data {
+		if !bytes.Equal(cur.Data[k], v) {
+			if cur.Data == nil {
+				cur.Data = map[string][]byte{}
+			}
+			cur.Data[k] = v
+			changed = true
+		}
+	}
+	return changed
+}
