@@ -5,9 +5,12 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistry"
 	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 )
 
@@ -16,12 +19,41 @@ func managedOnly(opts *metav1.ListOptions) {
 	opts.LabelSelector = labels.Set{registryv1alpha1.LabelManagedBy: registryv1alpha1.ManagedByValue}.String()
 }
 
-// newControllers builds every controller on shared informer factories.
-func newControllers(ctx context.Context, o *options, kubeClient kubernetes.Interface, registryClient clientset.Interface) (map[string]runnable, []starter, error) {
-	f := newInformerFactories(o, kubeClient, registryClient)
-	ctrls := map[string]runnable{}
-	if len(ctrls) == 0 {
-		return nil, nil, errNoControllers
+// clients are the API clients the controllers share.
+type clients struct {
+	kube     kubernetes.Interface
+	registry clientset.Interface
+	// dynamic reaches cert-manager's Certificates without importing cert-manager.
+	dynamic dynamic.Interface
+}
+
+// newControllers builds every controller on shared informer factories. It
+// must run before the factories start: controllers add indexers.
+func newControllers(ctx context.Context, o *options, c clients) (map[string]runnable, []starter, error) {
+	f := newInformerFactories(o, c.kube, c.registry)
+	registries := f.registry.Registry().V1alpha1().ImageRegistries()
+	secrets := f.secrets.Core().V1().Secrets()
+
+	registryCtrl, err := imageregistry.NewController(ctx, c.kube, c.registry, c.dynamic,
+		registries,
+		f.kube.Apps().V1().StatefulSets(),
+		f.kube.Core().V1().Services(),
+		f.kube.Core().V1().ConfigMaps(),
+		secrets,
+		f.kube.Core().V1().ServiceAccounts(),
+		f.kube.Rbac().V1().Roles(),
+		f.kube.Rbac().V1().RoleBindings(),
+		imageregistry.Options{
+			OperatorNamespace: o.operatorNamespace,
+			DNSZone:           o.dnsZone,
+			AuthImage:         o.authImage,
+			RegistryImage:     o.registryImage,
+			DockerAuthImage:   o.dockerAuthImage,
+			Clock:             clock.RealClock{},
+		})
+	if err != nil {
+		return nil, nil, err
 	}
+	ctrls := map[string]runnable{"imageregistry": registryCtrl}
 	return ctrls, []starter{f.kube, f.secrets, f.registry}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -73,6 +74,11 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("build registry client: %w", err)
 	}
+	dynamicClient, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build dynamic client: %w", err)
+	}
+	c := clients{kube: kubeClient, registry: registryClient, dynamic: dynamicClient}
 	// Fail fast with a clear message when the API server or the CRDs are missing.
 	if _, err := registryClient.Discovery().ServerResourcesForGroupVersion("registry.mgoltzsche.github.com/v1alpha1"); err != nil {
 		return fmt.Errorf("the registry.mgoltzsche.github.com/v1alpha1 API is not served (are the CRDs from artifacts/crds applied?): %w", err)
@@ -83,23 +89,23 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	if !o.leaderElect {
-		return runControllers(ctx, o, kubeClient, registryClient, p)
+		return runControllers(ctx, o, c, p)
 	}
 	// Standbys are ready: they serve nothing but wait for the lease.
 	p.ready.Store(true)
 	var runErr error
 	err = runAsLeader(ctx, o, kubeClient, p, func(ctx context.Context) {
 		p.ready.Store(false)
-		runErr = runControllers(ctx, o, kubeClient, registryClient, p)
+		runErr = runControllers(ctx, o, c, p)
 	})
 	return errors.Join(err, runErr)
 }
 
 // runControllers starts the informers and controllers and blocks until ctx
 // ends or a controller fails.
-func runControllers(ctx context.Context, o *options, kubeClient kubernetes.Interface, registryClient clientset.Interface, p *probes) error {
+func runControllers(ctx context.Context, o *options, c clients, p *probes) error {
 	logger := klog.FromContext(ctx)
-	ctrls, factories, err := newControllers(ctx, o, kubeClient, registryClient)
+	ctrls, factories, err := newControllers(ctx, o, c)
 	if err != nil {
 		return err
 	}
@@ -169,5 +175,3 @@ func newInformerFactories(o *options, kubeClient kubernetes.Interface, registryC
 			informers.WithNamespace(o.namespace)),
 	}
 }
-
-var errNoControllers = errors.New("no controllers registered")
