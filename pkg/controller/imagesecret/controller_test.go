@@ -1,0 +1,480 @@
+package imagesecret
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+)
+
+func TestFirstCreation(t *testing.T) {
+	for _, tc := range []struct {
+		kind       Kind
+		resource   string
+		secretType corev1.SecretType
+		configKey  string
+	}{
+		{KindPush, "imagepushsecrets", corev1.SecretTypeOpaque, "config.json"},
+		{KindPull, "imagepullsecrets", corev1.SecretTypeDockerConfigJson, ".dockerconfigjson"},
+	} {
+		t.Run(string(tc.kind), func(t *testing.T) {
+			f := newFixture(t, tc.kind, registry(regNS, regName, true), newObject(tc.kind, "team", "ci"))
+			f.mustSync("team", "ci")
+			f.expectActions(
+				"update "+tc.resource, // finalizer
+				"get "+tc.resource, "get secrets", "get imageregistryaccounts",
+				"update "+tc.resource+"/status", // hashes published
+				"create imageregistryaccounts",
+				"create secrets",
+				"update "+tc.resource+"/status", // Ready
+			)
+			f.expectEvents("Normal SecretCreated")
+
+			cr := f.object("team", "ci")
+			st := cr.status
+			if st.Rotation != 0 || len(st.Passwords) != 2 || st.Registry != regHost || st.SecretName != "ci-image-"+string(tc.kind)+"-secret" ||
+				st.RegistryRef == nil || *st.RegistryRef != (v1alpha1.RegistryRef{Name: regName, Namespace: regNS}) ||
+				st.RotationDate == nil || !st.RotationDate.Time.Equal(t0) || st.ObservedGeneration != 1 {
+				t.Errorf("unexpected status %+v", st)
+			}
+			if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue || c.Reason != Issued || c.ObservedGeneration != 1 {
+				t.Errorf("Ready condition %+v", c)
+			}
+			if len(cr.meta.Finalizers) != 1 || cr.meta.Finalizers[0] != FinalizerAccountCleanup {
+				t.Errorf("finalizers %v", cr.meta.Finalizers)
+			}
+
+			s := f.secret("team", "ci")
+			if s.Type != tc.secretType {
+				t.Errorf("type %s", s.Type)
+			}
+			if s.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
+				t.Errorf("labels %v", s.Labels)
+			}
+			if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != cr.meta.UID || ref.Kind != f.c.objects.groupVersionKind().Kind {
+				t.Errorf("controller ref %+v", ref)
+			}
+			password := string(s.Data[KeyPassword])
+			if len(password) != 43 || string(s.Data[KeyNextPassword]) == password || len(s.Data[KeyNextPassword]) != 43 {
+				t.Errorf("passwords of unexpected shape")
+			}
+			if string(s.Data[KeyUsername]) != "team/ci/0" || string(s.Data[KeyRegistry]) != regHost || string(s.Data[KeyCA]) != regCA {
+				t.Errorf("Secret data username=%q registry=%q ca=%q", s.Data[KeyUsername], s.Data[KeyRegistry], s.Data[KeyCA])
+			}
+			var cfg dockerConfig
+			if err := json.Unmarshal(s.Data[tc.configKey], &cfg); err != nil {
+				t.Fatalf("docker config: %v", err)
+			}
+			auth := cfg.Auths[regHost]
+			if auth.Username != "team/ci/0" || auth.Password != password || auth.Auth != base64.StdEncoding.EncodeToString([]byte("team/ci/0:"+password)) || len(cfg.Auths) != 1 {
+				t.Errorf("docker config entry for %s is wrong", regHost)
+			}
+
+			acc := f.account("team", "ci")
+			if acc == nil {
+				t.Fatal("no account")
+			}
+			if acc.Name != string(tc.kind)+".team.ci" || acc.Spec.Username != "team/ci" || acc.Spec.Rotation == nil || *acc.Spec.Rotation != 0 ||
+				strings.Join(acc.Spec.Passwords, ",") != strings.Join(st.Passwords, ",") {
+				t.Errorf("account %s spec %+v", acc.Name, acc.Spec)
+			}
+			if l := acc.Spec.Labels; strings.Join(l["namespace"], ",") != "team" || strings.Join(l["name"], ",") != "ci" || strings.Join(l["type"], ",") != string(tc.kind) {
+				t.Errorf("account labels %v", l)
+			}
+			if acc.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || acc.Labels[LabelType] != string(tc.kind) || acc.Annotations[AnnotationOwner] != string(tc.kind)+"/team/ci" {
+				t.Errorf("account metadata %v %v", acc.Labels, acc.Annotations)
+			}
+			f.assertSecretWorks("team", "ci")
+		})
+	}
+}
+
+func TestSteadyStateWritesNothing(t *testing.T) {
+	f := created(t, KindPush)
+	f.clock.Step(23 * time.Hour)
+	f.mustSync("team", "ci")
+	f.expectActions()
+	f.expectEvents()
+}
+
+func TestRotationWhenDue(t *testing.T) {
+	f := created(t, KindPush)
+	before := f.secret("team", "ci")
+	interval := DefaultRotationInterval + jitter(f.object("team", "ci").meta.UID, DefaultRotationInterval)
+
+	f.clock.Step(interval - time.Second)
+	f.mustSync("team", "ci")
+	f.expectActions()
+
+	f.clock.Step(time.Second)
+	f.mustSync("team", "ci")
+	f.expectActions(
+		"get imagepushsecrets", "get secrets", "get imageregistryaccounts",
+		"update imagepushsecrets/status", "update imageregistryaccounts", "update secrets",
+	)
+	f.expectEvents("Normal Rotated")
+	st := f.object("team", "ci").status
+	if st.Rotation != 1 || len(st.Passwords) != 3 || !st.RotationDate.Time.Equal(f.clock.Now()) {
+		t.Errorf("status after rotation: rotation %d, %d hashes, date %v", st.Rotation, len(st.Passwords), st.RotationDate)
+	}
+	after := f.secret("team", "ci")
+	if string(after.Data[KeyPassword]) != string(before.Data[KeyNextPassword]) || string(after.Data[KeyUsername]) != "team/ci/1" {
+		t.Error("the next password did not become current")
+	}
+	if string(after.Data[KeyNextPassword]) == string(before.Data[KeyNextPassword]) {
+		t.Error("no new next password")
+	}
+	f.assertSecretWorks("team", "ci")
+	// The replaced password keeps working during the grace period.
+	if !accountAccepts(f.account("team", "ci"), "team/ci/0", string(before.Data[KeyPassword])) {
+		t.Error("previous password rejected during the grace period")
+	}
+}
+
+func TestRotationIntervalFromSpec(t *testing.T) {
+	f := created(t, KindPush)
+	f.updateObject("team", "ci", func(cr *imageSecret) { cr.spec.RotationInterval = &metav1.Duration{Duration: time.Hour} })
+	f.clock.Step(time.Hour + jitter(f.object("team", "ci").meta.UID, time.Hour))
+	f.mustSync("team", "ci")
+	if got := f.object("team", "ci").status.Rotation; got != 1 {
+		t.Errorf("rotation %d after spec interval, want 1", got)
+	}
+}
+
+func TestGracePeriodEnds(t *testing.T) {
+	f := created(t, KindPush)
+	old := string(f.secret("team", "ci").Data[KeyPassword])
+	f.clock.Step(25 * time.Hour)
+	f.mustSync("team", "ci")
+	f.events()
+
+	f.clock.Step(DefaultGracePeriod - time.Second)
+	f.mustSync("team", "ci")
+	f.expectActions()
+
+	f.clock.Step(time.Second)
+	f.mustSync("team", "ci")
+	f.expectActions("get imagepushsecrets", "get secrets", "get imageregistryaccounts",
+		"update imagepushsecrets/status", "update imageregistryaccounts")
+	f.expectEvents("Normal PreviousPasswordRevoked")
+	if n := len(f.object("team", "ci").status.Passwords); n != 2 {
+		t.Errorf("%d hashes after the grace period", n)
+	}
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", old) {
+		t.Error("previous password still accepted after the grace period")
+	}
+	f.assertSecretWorks("team", "ci")
+}
+
+func TestSecretDeletedIsRecreatedWithFreshPasswords(t *testing.T) {
+	f := created(t, KindPull)
+	old := f.secret("team", "ci")
+	if err := f.kube.Tracker().Delete(gvrSecret, "team", old.Name); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync("team", "ci")
+	f.expectActions("get imagepullsecrets", "get secrets", "get imageregistryaccounts",
+		"update imagepullsecrets/status", "update imageregistryaccounts", "create secrets", "update imagepullsecrets/status")
+	f.expectEvents("Normal SecretCreated", "Warning PasswordsReset")
+	s := f.secret("team", "ci")
+	if string(s.Data[KeyUsername]) != "team/ci/1" || string(s.Data[KeyPassword]) == string(old.Data[KeyNextPassword]) {
+		t.Error("expected fresh passwords at rotation 1")
+	}
+	f.assertSecretWorks("team", "ci")
+	// Copies of the deleted Secret keep working for the grace period only.
+	acc := f.account("team", "ci")
+	if !accountAccepts(acc, "team/ci/0", string(old.Data[KeyPassword])) {
+		t.Error("old password rejected within the grace period")
+	}
+	if accountAccepts(acc, "team/ci/1", string(old.Data[KeyNextPassword])) {
+		t.Error("the lost next password was kept")
+	}
+	f.clock.Step(DefaultGracePeriod)
+	f.mustSync("team", "ci")
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+		t.Error("old password accepted after the grace period")
+	}
+}
+
+func TestSecretEditedIsRestored(t *testing.T) {
+	f := created(t, KindPush)
+	good := f.secret("team", "ci").DeepCopy()
+	edited := good.DeepCopy()
+	edited.Data[KeyUsername] = []byte("someone")
+	edited.Data[KeyPushConfig] = []byte("{}")
+	edited.Data["extra"] = []byte("x")
+	delete(edited.Data, KeyCA)
+	if err := f.kube.Tracker().Update(gvrSecret, edited, "team"); err != nil {
+		t.Fatal(err)
+	}
+	statusBefore := f.object("team", "ci").status.DeepCopy()
+	f.mustSync("team", "ci")
+	f.expectActions("get imagepushsecrets", "get secrets", "get imageregistryaccounts", "update secrets")
+	f.expectEvents("Normal SecretRestored")
+	s := f.secret("team", "ci")
+	if len(s.Data) != len(good.Data) || string(s.Data[KeyUsername]) != "team/ci/0" || string(s.Data[KeyPushConfig]) != string(good.Data[KeyPushConfig]) || string(s.Data[KeyCA]) != regCA {
+		t.Error("Secret not restored")
+	}
+	if st := f.object("team", "ci").status; st.Rotation != statusBefore.Rotation || strings.Join(st.Passwords, ",") != strings.Join(statusBefore.Passwords, ",") {
+		t.Error("restoring a Secret with intact passwords must not change the hashes")
+	}
+}
+
+func TestSecretWithoutLabelIsRestored(t *testing.T) {
+	f := created(t, KindPush)
+	s := f.secret("team", "ci").DeepCopy()
+	delete(s.Labels, v1alpha1.LabelManagedBy)
+	if err := f.kube.Tracker().Update(gvrSecret, s, "team"); err != nil {
+		t.Fatal(err)
+	}
+	// The filtered informer no longer sees it; the live read does.
+	f.mustSync("team", "ci")
+	f.expectActions("get imagepushsecrets", "get secrets", "get imageregistryaccounts", "update secrets")
+	if got := f.secret("team", "ci"); got.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(got.Data[KeyPassword]) != string(s.Data[KeyPassword]) {
+		t.Error("label not restored or password changed")
+	}
+}
+
+func TestSecretPasswordEditedRotates(t *testing.T) {
+	f := created(t, KindPush)
+	s := f.secret("team", "ci").DeepCopy()
+	s.Data[KeyPassword] = []byte("guessed")
+	if err := f.kube.Tracker().Update(gvrSecret, s, "team"); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync("team", "ci")
+	f.expectEvents("Warning PasswordsReset")
+	if string(f.secret("team", "ci").Data[KeyUsername]) != "team/ci/1" {
+		t.Error("expected a reset to rotation 1")
+	}
+	f.assertSecretWorks("team", "ci")
+}
+
+func TestForeignSecretIsNotOverwritten(t *testing.T) {
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ci-image-push-secret"}, Data: map[string][]byte{"mine": []byte("x")}}
+	f := newFixture(t, KindPush, registry(regNS, regName, true), newObject(KindPush, "team", "ci"), foreign)
+	if err := f.sync("team", "ci"); err == nil {
+		t.Fatal("expected an error")
+	}
+	if s := f.secret("team", "ci"); string(s.Data["mine"]) != "x" || len(s.Data) != 1 {
+		t.Error("foreign Secret was changed")
+	}
+	c := meta.FindStatusCondition(f.object("team", "ci").status.Conditions, v1alpha1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != SecretConflict {
+		t.Errorf("Ready %+v", c)
+	}
+}
+
+func TestManualRotation(t *testing.T) {
+	f := created(t, KindPush)
+	f.updateObject("team", "ci", func(cr *imageSecret) {
+		cr.meta.Annotations = map[string]string{v1alpha1.AnnotationRotate: "please"}
+	})
+	f.mustSync("team", "ci")
+	f.expectEvents("Normal Rotated")
+	st := f.object("team", "ci").status
+	if st.Rotation != 1 || st.RotateRequest != "please" {
+		t.Errorf("rotation %d, rotateRequest %q", st.Rotation, st.RotateRequest)
+	}
+	// Acted on once: after the grace period only the previous hash goes.
+	f.clock.Step(DefaultGracePeriod)
+	f.mustSync("team", "ci")
+	if st := f.object("team", "ci").status; st.Rotation != 1 || len(st.Passwords) != 2 {
+		t.Errorf("rotation %d with %d hashes; want 1 with 2", st.Rotation, len(st.Passwords))
+	}
+	// A new value during a grace period waits for its end.
+	f.updateObject("team", "ci", func(cr *imageSecret) { cr.meta.Annotations[v1alpha1.AnnotationRotate] = "again" })
+	f.mustSync("team", "ci")
+	f.updateObject("team", "ci", func(cr *imageSecret) { cr.meta.Annotations[v1alpha1.AnnotationRotate] = "third" })
+	f.mustSync("team", "ci")
+	if got := f.object("team", "ci").status.Rotation; got != 2 {
+		t.Errorf("rotation %d; a rotate request during the grace period must wait", got)
+	}
+	f.clock.Step(DefaultGracePeriod)
+	f.mustSync("team", "ci")
+	if st := f.object("team", "ci").status; st.Rotation != 3 || st.RotateRequest != "third" {
+		t.Errorf("rotation %d request %q after the grace period", st.Rotation, st.RotateRequest)
+	}
+}
+
+func TestRegistryProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		registry *v1alpha1.ImageRegistry
+		ref      *v1alpha1.RegistryRef
+		noDef    bool
+		reason   string
+	}{
+		{name: "missing", ref: &v1alpha1.RegistryRef{Name: "nope"}, reason: RegistryNotFound},
+		{name: "not ready", registry: registry("team", "slow", false), ref: &v1alpha1.RegistryRef{Name: "slow"}, reason: RegistryNotReady},
+		{name: "no hostname", registry: func() *v1alpha1.ImageRegistry {
+			r := registry("team", "nohost", true)
+			r.Status.Hostname = ""
+			return r
+		}(), ref: &v1alpha1.RegistryRef{Name: "nohost"}, reason: RegistryNotReady},
+		{name: "no default", noDef: true, reason: NoRegistry},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := newObject(KindPush, "team", "bad").(*v1alpha1.ImagePushSecret)
+			bad.Spec.RegistryRef = tc.ref
+			objs := []runtime.Object{registry(regNS, regName, true), bad, newObject(KindPush, "team", "good")}
+			if tc.registry != nil {
+				objs = append(objs, tc.registry)
+			}
+			f := newFixture(t, KindPush, objs...)
+			if tc.noDef {
+				f.c.opts.DefaultRegistry = types.NamespacedName{}
+			}
+			if err := f.sync("team", "bad"); err == nil {
+				t.Error("expected an error so that the object is retried")
+			}
+			f.expectEvents("Warning " + tc.reason)
+			st := f.object("team", "bad").status
+			c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != tc.reason {
+				t.Errorf("Ready %+v", c)
+			}
+			if len(st.Passwords) != 0 || f.secret("team", "bad") != nil || f.account("team", "bad") != nil {
+				t.Error("credentials issued without a usable registry")
+			}
+			f.mustSync("team", "good")
+			f.assertSecretWorks("team", "good")
+		})
+	}
+}
+
+func TestObjectDeletedRemovesAccountThenFinalizer(t *testing.T) {
+	f := created(t, KindPush)
+	s := f.secret("team", "ci")
+	f.updateObject("team", "ci", func(cr *imageSecret) { cr.meta.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()} })
+	f.mustSync("team", "ci")
+	f.expectActions("get imageregistryaccounts", "delete imageregistryaccounts", "update imagepushsecrets")
+	f.expectEvents("Normal AccountDeleted")
+	if f.account("team", "ci") != nil {
+		t.Error("account survived")
+	}
+	if f.object("team", "ci") != nil {
+		t.Error("object kept its finalizer")
+	}
+	if accountAccepts(f.account("team", "ci"), string(s.Data[KeyUsername]), string(s.Data[KeyPassword])) {
+		t.Error("credentials of a deleted object still work")
+	}
+}
+
+func TestSweepDeletesOrphanAccountsOnly(t *testing.T) {
+	f := created(t, KindPush)
+	mk := func(name, owner string, managed bool) *v1alpha1.ImageRegistryAccount {
+		a := &v1alpha1.ImageRegistryAccount{ObjectMeta: metav1.ObjectMeta{Namespace: regNS, Name: name,
+			Labels:      map[string]string{LabelType: strings.SplitN(owner, "/", 2)[0]},
+			Annotations: map[string]string{AnnotationOwner: owner}}}
+		if managed {
+			a.Labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
+		}
+		return a
+	}
+	for _, a := range []*v1alpha1.ImageRegistryAccount{
+		mk("push.team.gone", "push/team/gone", true), // orphan: deleted
+		mk("pull.team.gone", "pull/team/gone", true), // the pull controller's business
+		mk("static", "push/team/gone", false),        // not ours
+	} {
+		if err := f.client.Tracker().Add(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.syncCaches()
+	f.clearActions()
+	if err := f.c.sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.expectActions("get imagepushsecrets", "delete imageregistryaccounts")
+	for name, want := range map[string]bool{"push.team.gone": false, "pull.team.gone": true, "static": true, "push.team.ci": true} {
+		_, err := f.client.Tracker().Get(gvrAccount, regNS, name)
+		if (err == nil) != want {
+			t.Errorf("account %s exists=%v, want %v", name, err == nil, want)
+		}
+	}
+}
+
+func TestRegistryChangeEnqueuesDependents(t *testing.T) {
+	def := newObject(KindPush, "team", "default").(*v1alpha1.ImagePushSecret)
+	def.Spec.RegistryRef = nil
+	local := newObject(KindPush, "team", "local").(*v1alpha1.ImagePushSecret)
+	local.Spec.RegistryRef = &v1alpha1.RegistryRef{Name: "mine"}
+	f := newFixture(t, KindPush, def, local, newObject(KindPush, "other", "explicit"))
+	f.syncCaches()
+	f.c.handleRegistry(registry(regNS, regName, true))
+	got := map[string]bool{}
+	for f.c.queue.Len() > 0 {
+		k, _ := f.c.queue.Get()
+		got[k.String()] = true
+		f.c.queue.Done(k)
+	}
+	if len(got) != 2 || !got["team/default"] || !got["other/explicit"] {
+		t.Errorf("enqueued %v, want team/default and other/explicit", got)
+	}
+	f.c.handleRegistry(cache.DeletedFinalStateUnknown{Key: "team/mine", Obj: registry("team", "mine", true)})
+	if k, _ := f.c.queue.Get(); k.String() != "team/local" {
+		t.Errorf("enqueued %v, want team/local", k)
+	}
+}
+
+func TestOwnedObjectsEnqueueOwner(t *testing.T) {
+	f := created(t, KindPush)
+	f.c.handleSecret(cache.DeletedFinalStateUnknown{Obj: f.secret("team", "ci")})
+	if k, _ := f.c.queue.Get(); k.String() != "team/ci" {
+		t.Errorf("Secret enqueued %v", k)
+	}
+	f.c.queue.Done(cache.NewObjectName("team", "ci"))
+	f.c.handleAccount(f.account("team", "ci"))
+	if k, _ := f.c.queue.Get(); k.String() != "team/ci" {
+		t.Errorf("account enqueued %v", k)
+	}
+}
+
+func TestNamesAndLabelsStayValid(t *testing.T) {
+	long := strings.Repeat("a", 250)
+	n1, n2 := accountName(KindPush, "team", long), accountName(KindPull, "team", long)
+	for _, n := range []string{n1, n2} {
+		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+			t.Errorf("%s: %v", n, errs)
+		}
+	}
+	if n1 == n2 || accountName(KindPush, "team", long+"b") == n1 {
+		t.Error("account names collide")
+	}
+	if accountName(KindPush, "team", "ci") != "push.team.ci" {
+		t.Error("short names are kept readable")
+	}
+	if v := labelValue(long); len(validation.IsValidLabelValue(v)) > 0 {
+		t.Errorf("label value %q invalid", v)
+	}
+	sel, err := (&Controller{kind: KindPush}).managedAccountSelector()
+	if err != nil || sel.Empty() || !strings.Contains(sel.String(), LabelType+"=push") {
+		t.Errorf("selector %v, %v", sel, err)
+	}
+}
+
+func TestJitterIsBoundedAndSpread(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := range 50 {
+		j := jitter(types.UID(strings.Repeat("x", i)), 24*time.Hour)
+		if j < 0 || j >= 6*time.Minute {
+			t.Fatalf("jitter %v out of range", j)
+		}
+		seen[j] = true
+	}
+	if len(seen) < 45 {
+		t.Errorf("only %d distinct jitters for 50 objects", len(seen))
+	}
+}

@@ -1,0 +1,344 @@
+package imagesecret
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+)
+
+// world is what one sync looks at.
+type world struct {
+	cr      *imageSecret
+	reg     *v1alpha1.ImageRegistry
+	ref     v1alpha1.RegistryRef
+	secret  *corev1.Secret                 // nil: absent
+	account *v1alpha1.ImageRegistryAccount // nil: absent
+}
+
+// sync brings one object's Secret and account in step with its status. It
+// decides from the informer caches whether anything must be written; if so
+// it decides again from live reads and writes in the order rotation.go
+// explains. A returned error requeues with back-off.
+func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "kind", c.kind, "object", klog.KRef(key.Namespace, key.Name))
+	ctx = klog.NewContext(ctx, logger)
+
+	cr, err := c.objects.get(key.Namespace, key.Name)
+	if apierrors.IsNotFound(err) {
+		logger.V(4).Info("Object no longer exists")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cr.meta.DeletionTimestamp != nil {
+		return c.finalize(ctx, cr)
+	}
+	// The finalizer goes on before any account exists, so that no account
+	// can outlive its object.
+	if !slices.Contains(cr.meta.Finalizers, FinalizerAccountCleanup) {
+		cr.meta.Finalizers = append(cr.meta.Finalizers, FinalizerAccountCleanup)
+		updated, err := c.objects.update(ctx, cr)
+		if err != nil {
+			return fmt.Errorf("adding finalizer to %s %s: %w", c.kind, klog.KObj(cr.meta), err)
+		}
+		cr = updated
+	}
+	reg, ref, reason, msg := c.resolveRegistry(cr)
+	if reason != "" {
+		return c.notReady(ctx, cr, reason, msg)
+	}
+
+	now := c.clock.Now()
+	w := &world{cr: cr, reg: reg, ref: ref}
+	if w.secret, err = c.secretLister.Secrets(key.Namespace).Get(c.secretName(cr)); apierrors.IsNotFound(err) {
+		w.secret = nil
+	} else if err != nil {
+		return err
+	}
+	if w.account, err = c.accountLister.ImageRegistryAccounts(ref.Namespace).Get(accountName(c.kind, key.Namespace, key.Name)); apierrors.IsNotFound(err) {
+		w.account = nil
+	} else if err != nil {
+		return err
+	}
+	d := c.decide(cr, w.secret, now)
+	if d.action == actionKeep {
+		upToDate, err := c.upToDate(w, d)
+		if err != nil {
+			return err
+		}
+		if upToDate {
+			c.schedule(key, cr, w.secret, now)
+			return nil
+		}
+	}
+
+	// Something must be written: decide again from live objects.
+	if w.cr, err = c.objects.getLive(ctx, key.Namespace, key.Name); apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if w.cr.meta.DeletionTimestamp != nil {
+		return c.finalize(ctx, w.cr)
+	}
+	if !slices.Contains(w.cr.meta.Finalizers, FinalizerAccountCleanup) {
+		return fmt.Errorf("%s %s has no finalizer yet; retrying", c.kind, klog.KObj(w.cr.meta))
+	}
+	if w.secret, err = c.kubeClient.CoreV1().Secrets(key.Namespace).Get(ctx, c.secretName(w.cr), metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		w.secret = nil
+	} else if err != nil {
+		return fmt.Errorf("reading Secret of %s %s: %w", c.kind, klog.KObj(w.cr.meta), err)
+	}
+	if w.account, err = c.registryClient.RegistryV1alpha1().ImageRegistryAccounts(ref.Namespace).Get(ctx, accountName(c.kind, key.Namespace, key.Name), metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		w.account = nil
+	} else if err != nil {
+		return fmt.Errorf("reading account of %s %s: %w", c.kind, klog.KObj(w.cr.meta), err)
+	}
+	return c.apply(ctx, key, w, c.decide(w.cr, w.secret, now), now)
+}
+
+// upToDate tells whether a keep decision needs no write at all.
+func (c *Controller) upToDate(w *world, d decision) (bool, error) {
+	st := w.cr.status.DeepCopy()
+	c.observe(w, st)
+	c.setReady(w.cr, st, metav1.ConditionTrue, Issued, c.readyMessage(w.cr))
+	if !equality.Semantic.DeepEqual(st, w.cr.status) {
+		return false, nil
+	}
+	if w.account == nil || !c.accountOwnedBy(w.account, w.cr) || !accountUpToDate(w.account, c.desiredAccount(w.cr, w.ref.Namespace)) {
+		return false, nil
+	}
+	if w.secret == nil || !controlledBy(w.secret, w.cr) {
+		return false, nil
+	}
+	desired, err := c.desiredSecret(w.cr, w.reg, d, c.keptRotatedAt(w, d, time.Time{}))
+	if err != nil {
+		return false, err
+	}
+	return secretUpToDate(w.secret, desired), nil
+}
+
+// keptRotatedAt is the rotated-at time the Secret gets: unchanged while its
+// password stays current, else now.
+func (c *Controller) keptRotatedAt(w *world, d decision, now time.Time) time.Time {
+	if d.secretCurrent && (d.action == actionKeep || d.action == actionReplaceNext || d.action == actionDropPrevious) {
+		if t := secretRotatedAt(w.cr, w.secret); !t.IsZero() {
+			return t
+		}
+	}
+	return now
+}
+
+// apply performs the writes of a decision in protocol order: status,
+// account, Secret, Ready.
+func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, d decision, now time.Time) error {
+	logger := klog.FromContext(ctx)
+	ref := klog.KObj(w.cr.meta)
+
+	// 1. Publish the hashes in the status.
+	st := w.cr.status.DeepCopy()
+	if err := c.advance(w.cr, st, &d, now); err != nil {
+		return fmt.Errorf("new credentials for %s %s: %w", c.kind, ref, err)
+	}
+	c.observe(w, st)
+	if d.action == actionInitialize || d.action == actionReset {
+		c.setReady(w.cr, st, metav1.ConditionFalse, Issuing, "Issuing new credentials")
+	}
+	if !equality.Semantic.DeepEqual(st, w.cr.status) {
+		*w.cr.status = *st
+		updated, err := c.objects.updateStatus(ctx, w.cr)
+		if err != nil {
+			return fmt.Errorf("publishing status of %s %s: %w", c.kind, ref, err)
+		}
+		w.cr = updated
+		logger.V(2).Info("Published status", "action", d.action, "rotation", st.Rotation, "hashes", len(st.Passwords))
+	}
+
+	// 2. Mirror them into the account.
+	accounts := c.registryClient.RegistryV1alpha1().ImageRegistryAccounts(w.ref.Namespace)
+	desiredAccount := c.desiredAccount(w.cr, w.ref.Namespace)
+	switch {
+	case w.account == nil:
+		if _, err := accounts.Create(ctx, desiredAccount, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating account %s for %s %s: %w", klog.KObj(desiredAccount), c.kind, ref, err)
+		}
+	case !c.accountOwnedBy(w.account, w.cr):
+		return c.notReady(ctx, w.cr, AccountConflict, fmt.Sprintf("ImageRegistryAccount %s/%s exists and belongs to someone else", w.account.Namespace, w.account.Name))
+	case !accountUpToDate(w.account, desiredAccount):
+		if _, err := accounts.Update(ctx, mergeAccount(w.account, desiredAccount), metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("updating account %s for %s %s: %w", klog.KObj(desiredAccount), c.kind, ref, err)
+		}
+	}
+
+	// 3. Only now may the plaintexts reach the Secret.
+	desired, err := c.desiredSecret(w.cr, w.reg, d, c.keptRotatedAt(w, d, now))
+	if err != nil {
+		return err
+	}
+	secrets := c.kubeClient.CoreV1().Secrets(w.cr.meta.Namespace)
+	switch {
+	case w.secret == nil:
+		if _, err := secrets.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating Secret %s: %w", klog.KObj(desired), err)
+		}
+		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, SecretCreated, "Created Secret %s", desired.Name)
+	case !controlledBy(w.secret, w.cr):
+		return c.notReady(ctx, w.cr, SecretConflict, fmt.Sprintf("Secret %s exists and is not controlled by this object", desired.Name))
+	case w.secret.Type != desired.Type:
+		// The type of a Secret is immutable.
+		uid := w.secret.UID
+		if err := secrets.Delete(ctx, desired.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("replacing Secret %s of the wrong type: %w", klog.KObj(desired), err)
+		}
+		if _, err := secrets.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating Secret %s: %w", klog.KObj(desired), err)
+		}
+		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, SecretRestored, "Recreated Secret %s with type %s", desired.Name, desired.Type)
+	case !secretUpToDate(w.secret, desired):
+		if _, err := secrets.Update(ctx, mergeSecret(w.secret, desired), metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("updating Secret %s: %w", klog.KObj(desired), err)
+		}
+		if d.action == actionKeep || d.action == actionReplaceNext {
+			c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, SecretRestored, "Restored Secret %s", desired.Name)
+		}
+	}
+
+	switch d.action {
+	case actionRotate:
+		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, Rotated, "Rotated the password to rotation %d", w.cr.status.Rotation)
+	case actionReset:
+		c.recorder.Eventf(w.cr.obj, corev1.EventTypeWarning, PasswordsReset, "The current password could not be recovered from Secret %s; issued new passwords (rotation %d)", desired.Name, w.cr.status.Rotation)
+	case actionDropPrevious:
+		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, PreviousPasswordRevoked, "The grace period of the password of rotation %d ended", w.cr.status.Rotation-1)
+	}
+
+	// 4. Ready once the Secret holds published credentials.
+	st = w.cr.status.DeepCopy()
+	if c.setReady(w.cr, st, metav1.ConditionTrue, Issued, c.readyMessage(w.cr)) {
+		*w.cr.status = *st
+		updated, err := c.objects.updateStatus(ctx, w.cr)
+		if err != nil {
+			return fmt.Errorf("updating status of %s %s: %w", c.kind, ref, err)
+		}
+		w.cr = updated
+	}
+	c.schedule(key, w.cr, desired, now)
+	return nil
+}
+
+func (c *Controller) readyMessage(cr *imageSecret) string {
+	return fmt.Sprintf("Secret %s holds valid credentials", c.secretName(cr))
+}
+
+// observe records in a status copy what the sync is based on.
+func (c *Controller) observe(w *world, st *v1alpha1.ImageSecretStatus) {
+	st.ObservedGeneration = w.cr.meta.Generation
+	st.Registry = w.reg.Status.Hostname
+	ref := w.ref
+	st.RegistryRef = &ref
+	st.SecretName = c.secretName(w.cr)
+}
+
+// schedule arms the timer for the next rotation or grace-period end.
+func (c *Controller) schedule(key cache.ObjectName, cr *imageSecret, secret *corev1.Secret, now time.Time) {
+	delay := max(c.nextWake(cr, secret).Sub(now), time.Second)
+	c.queue.AddAfter(key, delay)
+}
+
+// notReady records a condition that needs someone else to act: Ready=False
+// with the reason, a Warning event, and an error so the object is retried
+// with back-off.
+func (c *Controller) notReady(ctx context.Context, cr *imageSecret, reason, msg string) error {
+	c.recorder.Event(cr.obj, corev1.EventTypeWarning, reason, msg)
+	st := cr.status.DeepCopy()
+	st.ObservedGeneration = cr.meta.Generation
+	c.setReady(cr, st, metav1.ConditionFalse, reason, msg)
+	if !equality.Semantic.DeepEqual(st, cr.status) {
+		*cr.status = *st
+		if _, err := c.objects.updateStatus(ctx, cr); err != nil {
+			return fmt.Errorf("updating status of %s %s: %w", c.kind, klog.KObj(cr.meta), err)
+		}
+	}
+	return fmt.Errorf("%s %s: %s: %s", c.kind, klog.KObj(cr.meta), reason, msg)
+}
+
+// resolveRegistryRef is spec.registryRef (namespace defaulting to the
+// object's) or the operator's default registry.
+func (c *Controller) resolveRegistryRef(namespace string, spec *v1alpha1.ImageSecretSpec) (v1alpha1.RegistryRef, bool) {
+	if r := spec.RegistryRef; r != nil {
+		ref := v1alpha1.RegistryRef{Name: r.Name, Namespace: r.Namespace}
+		if ref.Namespace == "" {
+			ref.Namespace = namespace
+		}
+		return ref, ref.Name != ""
+	}
+	if c.opts.DefaultRegistry.Name == "" {
+		return v1alpha1.RegistryRef{}, false
+	}
+	ref := v1alpha1.RegistryRef{Name: c.opts.DefaultRegistry.Name, Namespace: c.opts.DefaultRegistry.Namespace}
+	if ref.Namespace == "" {
+		ref.Namespace = namespace
+	}
+	return ref, true
+}
+
+// resolveRegistry returns the registry, or a reason and message why it cannot be used.
+func (c *Controller) resolveRegistry(cr *imageSecret) (*v1alpha1.ImageRegistry, v1alpha1.RegistryRef, string, string) {
+	ref, ok := c.resolveRegistryRef(cr.meta.Namespace, cr.spec)
+	if !ok {
+		return nil, ref, NoRegistry, "spec.registryRef is not set and the operator has no default registry"
+	}
+	reg, err := c.registryLister.ImageRegistries(ref.Namespace).Get(ref.Name)
+	if err != nil {
+		return nil, ref, RegistryNotFound, fmt.Sprintf("ImageRegistry %s/%s not found (or in a namespace the operator does not watch)", ref.Namespace, ref.Name)
+	}
+	if reg.Status.Hostname == "" || !registryReady(reg) {
+		return nil, ref, RegistryNotReady, fmt.Sprintf("ImageRegistry %s/%s is not ready", ref.Namespace, ref.Name)
+	}
+	return reg, ref, "", ""
+}
+
+func registryReady(reg *v1alpha1.ImageRegistry) bool {
+	return meta.IsStatusConditionTrue(reg.Status.Conditions, v1alpha1.ConditionReady)
+}
+
+// finalize revokes a deleted object's credentials by deleting its account,
+// then lets the deletion proceed. The Secret goes with its owner reference.
+func (c *Controller) finalize(ctx context.Context, cr *imageSecret) error {
+	if !slices.Contains(cr.meta.Finalizers, FinalizerAccountCleanup) {
+		return nil
+	}
+	var namespaces []string
+	if r := cr.status.RegistryRef; r != nil && r.Namespace != "" {
+		namespaces = append(namespaces, r.Namespace)
+	}
+	if ref, ok := c.resolveRegistryRef(cr.meta.Namespace, cr.spec); ok && !slices.Contains(namespaces, ref.Namespace) {
+		namespaces = append(namespaces, ref.Namespace)
+	}
+	for _, ns := range namespaces {
+		deleted, err := c.deleteAccount(ctx, cr, ns)
+		if err != nil {
+			return fmt.Errorf("revoking credentials of %s %s: %w", c.kind, klog.KObj(cr.meta), err)
+		}
+		if deleted {
+			c.recorder.Eventf(cr.obj, corev1.EventTypeNormal, AccountDeleted, "Deleted ImageRegistryAccount %s/%s", ns, accountName(c.kind, cr.meta.Namespace, cr.meta.Name))
+		}
+	}
+	cr.meta.Finalizers = slices.DeleteFunc(cr.meta.Finalizers, func(f string) bool { return f == FinalizerAccountCleanup })
+	if _, err := c.objects.update(ctx, cr); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing finalizer of %s %s: %w", c.kind, klog.KObj(cr.meta), err)
+	}
+	return nil
+}
