@@ -11,6 +11,7 @@ import (
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistry"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 )
 
@@ -55,5 +56,26 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 		return nil, nil, err
 	}
 	ctrls := map[string]runnable{"imageregistry": registryCtrl}
+
+	// Push and pull secrets: one controller each, on shared informers.
+	accounts := f.registry.Registry().V1alpha1().ImageRegistryAccounts()
+	for _, kind := range []imagesecret.Kind{imagesecret.KindPush, imagesecret.KindPull} {
+		ctrl, err := imagesecret.NewController(ctx, c.kube, c.registry,
+			secrets, registries, accounts,
+			f.registry.Registry().V1alpha1().ImagePushSecrets(),
+			f.registry.Registry().V1alpha1().ImagePullSecrets(),
+			imagesecret.Options{
+				Kind:                    kind,
+				DefaultRegistry:         o.defaultRegistry,
+				DefaultRotationInterval: o.rotationInterval,
+				GracePeriod:             o.gracePeriod,
+				BcryptCost:              o.bcryptCost,
+				Clock:                   clock.RealClock{},
+			})
+		if err != nil {
+			return nil, nil, err
+		}
+		ctrls["image"+string(kind)+"secret"] = ctrl
+	}
 	return ctrls, []starter{f.kube, f.secrets, f.registry}, nil
 }

@@ -1,0 +1,143 @@
+// Command registry-auth is the builtin token server of image-registry-operator.
+//
+// It reads the docker_auth-format auth config that the registry controller
+// renders (pkg/authconfig) and serves the Docker registry token protocol on
+// server.addr: GET /auth issues JWTs signed with token.key, GET /healthz and
+// GET /readyz report health. Supported config subset:
+//
+//	server:   addr, certificate, key (TLS when both are set)
+//	token:    issuer, expiration (seconds), certificate, key (PEM; ECDSA
+//	          P-256 or RSA; the certificate must hold the key's public key)
+//	ext_auth: command must be k8s-docker-authn (our authenticator, which
+//	          runs in-process here); args are its flags (--namespace, ...)
+//	acl:      docker_auth ACL entries (see pkg/acl)
+//
+// Anything else is rejected at start-up: unknown keys by the strict config
+// loader, a missing or foreign ext_auth command here, since this server has
+// no other authenticator.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/authconfig"
+	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
+	"github.com/image-registry-operator/image-registry-operator/pkg/tokenserver"
+)
+
+func main() {
+	klog.InitFlags(nil)
+	configFile := flag.String("config", "", "Auth config file in docker_auth format (required).")
+	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "How long to let in-flight requests finish on SIGTERM.")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, *configFile, *shutdownTimeout); err != nil {
+		klog.ErrorS(err, "registry-auth failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
+
+// Setup is the loaded config with the authenticator options it names.
+type setup struct {
+	cfg  *authconfig.Config
+	opts *authn.Options
+}
+
+// load reads and checks the config file: everything the builtin server
+// cannot honour is an error here, before anything listens.
+func load(file string) (*setup, error) {
+	if file == "" {
+		return nil, errors.New("--config is required")
+	}
+	cfg, err := authconfig.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ExtAuth == nil {
+		return nil, fmt.Errorf("%s: ext_auth is missing: the builtin token server authenticates with %s only; use spec.auth.server: docker_auth for other authenticators", file, authconfig.ExtAuthCommand)
+	}
+	if !cfg.IsOurExtAuth() {
+		return nil, fmt.Errorf("%s: ext_auth.command %q is not %s: the builtin token server cannot run other authenticators; use spec.auth.server: docker_auth", file, cfg.ExtAuth.Command, authconfig.ExtAuthCommand)
+	}
+	opts, err := authn.ParseArgs(cfg.ExtAuth.Args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &setup{cfg: cfg, opts: opts}, nil
+}
+
+func run(ctx context.Context, configFile string, shutdownTimeout time.Duration) error {
+	st, err := load(configFile)
+	if err != nil {
+		return err
+	}
+	restCfg, err := st.opts.RESTConfig()
+	if err != nil {
+		return err
+	}
+	a, err := authn.NewForConfig(ctx, restCfg, st.opts)
+	if err != nil {
+		return err
+	}
+	srv, err := tokenserver.NewFromConfig(st.cfg, a, a.HasSynced)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, st.cfg.Server, srv, shutdownTimeout)
+}
+
+// serve runs the HTTP(S) server until ctx ends, then shuts it down
+// gracefully: no new connections, in-flight requests may finish.
+func serve(ctx context.Context, sc authconfig.ServerConfig, h http.Handler, shutdownTimeout time.Duration) error {
+	hs := &http.Server{
+		Addr:              sc.Addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() {
+		tlsOn := sc.Certificate != ""
+		klog.InfoS("serving", "addr", sc.Addr, "tls", tlsOn)
+		if tlsOn {
+			errc <- hs.ListenAndServeTLS(sc.Certificate, sc.Key)
+		} else {
+			errc <- hs.ListenAndServe()
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", sc.Addr, err)
+	case <-ctx.Done():
+	}
+	klog.InfoS("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
