@@ -1,0 +1,282 @@
+// Package tokenserver is the builtin token server: the Docker registry token
+// protocol (GET /auth with Basic credentials, answered with a signed JWT),
+// as the distribution registry's "token" auth expects it, authenticating
+// with pkg/authn and authorizing with a docker_auth ACL (pkg/acl).
+package tokenserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/acl"
+	"github.com/image-registry-operator/image-registry-operator/pkg/authconfig"
+	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
+)
+
+// Authenticator checks a login (pkg/authn's Authenticator): ok with the
+// account's labels, or ok false for a refused or unknown login (err nil or
+// authn.ErrNoMatch), or another error when it cannot decide.
+type Authenticator interface {
+	Authenticate(ctx context.Context, user, password string) (ok bool, labels map[string][]string, err error)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Issuer is the tokens' "iss"; the registry's auth.token.issuer.
+	Issuer string
+	// Expiration is the tokens' lifetime.
+	Expiration time.Duration
+	// Key signs the tokens.
+	Key *SigningKey
+	// ACL decides what each request is granted.
+	ACL *acl.ACL
+	// Authenticator checks credentials.
+	Authenticator Authenticator
+	// Ready tells whether the server can answer token requests (the account
+	// cache has synced); nil means always.
+	Ready func() bool
+	// Clock is the time source; nil means the real clock.
+	Clock clock.PassiveClock
+}
+
+// Server serves the token endpoint (/auth) and health endpoints (/healthz,
+// /readyz).
+type Server struct {
+	opts   Options
+	issuer *issuer
+	clock  clock.PassiveClock
+	mux    *http.ServeMux
+}
+
+// New makes a Server.
+func New(o Options) (*Server, error) {
+	switch {
+	case o.Issuer == "":
+		return nil, errors.New("token issuer is required")
+	case o.Expiration <= 0:
+		return nil, errors.New("token expiration must be positive")
+	case o.Key == nil:
+		return nil, errors.New("token signing key is required")
+	case o.ACL == nil:
+		return nil, errors.New("ACL is required")
+	case o.Authenticator == nil:
+		return nil, errors.New("authenticator is required")
+	}
+	is, err := newIssuer(o.Key)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, issuer: is, clock: o.Clock}
+	if s.clock == nil {
+		s.clock = clock.RealClock{}
+	}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/auth", s.serveToken)
+	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if o.Ready != nil && !o.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("account cache not synced\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return s, nil
+}
+
+// NewFromConfig makes a Server from a docker_auth-format configuration: the
+// token section (issuer, expiration, signing key pair) and the ACL. The
+// caller provides the authenticator that the ext_auth section names.
+func NewFromConfig(cfg *authconfig.Config, a Authenticator, ready func() bool) (*Server, error) {
+	key, err := LoadSigningKey(cfg.Token.Certificate, cfg.Token.Key)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := acl.New(cfg.ACL)
+	if err != nil {
+		return nil, err
+	}
+	return New(Options{
+		Issuer:        cfg.Token.Issuer,
+		Expiration:    time.Duration(cfg.Token.Expiration) * time.Second,
+		Key:           key,
+		ACL:           rules,
+		Authenticator: a,
+		Ready:         ready,
+	})
+}
+
+// ServeHTTP serves the token and health endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// realmHeader is the Basic challenge of a refused login.
+const realmHeader = `Basic realm="registry-auth"`
+
+// accessLog collects what a token request's log line says. It never holds a
+// password or a token.
+type accessLog struct {
+	account string
+	service string
+	scopes  []string
+	granted []string
+	status  int
+	reason  string
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	start := time.Now() // wall time for the duration, whatever the token clock
+	al := &accessLog{}
+	defer func() {
+		klog.InfoS("token request",
+			"remote", r.RemoteAddr,
+			"account", al.account,
+			"service", al.service,
+			"scopes", al.scopes,
+			"granted", al.granted,
+			"status", al.status,
+			"reason", al.reason,
+			"duration", time.Since(start).String())
+	}()
+	fail := func(code int, reason string) {
+		al.status, al.reason = code, reason
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", realmHeader)
+		}
+		writeError(w, code, reason)
+	}
+
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		fail(http.StatusMethodNotAllowed, "only GET is supported")
+		return
+	}
+	q := r.URL.Query()
+	al.service = q.Get("service")
+	if al.service == "" {
+		fail(http.StatusBadRequest, "service parameter is required")
+		return
+	}
+	scopes, err := ParseScopes(q["scope"])
+	if err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, sc := range scopes {
+		al.scopes = append(al.scopes, sc.String())
+	}
+
+	user, password, hasBasic := r.BasicAuth()
+	if r.Header.Get("Authorization") != "" && !hasBasic {
+		fail(http.StatusUnauthorized, "unsupported Authorization header")
+		return
+	}
+	if hasBasic && user == "" && password != "" {
+		fail(http.StatusUnauthorized, "empty user name")
+		return
+	}
+	al.account = user
+	if acct := q.Get("account"); acct != "" && acct != user {
+		fail(http.StatusBadRequest, "account parameter differs from the user name")
+		return
+	}
+
+	var labels map[string][]string
+	if user != "" {
+		ok, l, err := s.opts.Authenticator.Authenticate(r.Context(), user, password)
+		switch {
+		case err != nil && !errors.Is(err, authn.ErrNoMatch):
+			klog.ErrorS(err, "authentication failed", "account", user)
+			fail(http.StatusServiceUnavailable, "authentication backend unavailable")
+			return
+		case !ok:
+			fail(http.StatusUnauthorized, "invalid credentials")
+			return
+		}
+		labels = l
+	}
+
+	ip := remoteIP(r.RemoteAddr)
+	var access []ResourceActions
+	for _, sc := range scopes {
+		d := s.opts.ACL.Authorize(acl.Request{
+			Account: user,
+			Type:    sc.Type,
+			Name:    sc.Name,
+			Service: al.service,
+			IP:      ip,
+			Labels:  labels,
+			Actions: sc.Actions,
+		})
+		if len(d.Actions) == 0 {
+			continue
+		}
+		access = append(access, ResourceActions{Type: sc.Type, Class: sc.Class, Name: sc.Name, Actions: d.Actions})
+		al.granted = append(al.granted, Scope{Type: sc.Type, Class: sc.Class, Name: sc.Name, Actions: d.Actions}.String())
+	}
+
+	now := s.clock.Now()
+	claims := newClaims(s.opts.Issuer, user, al.service, now, s.opts.Expiration, access)
+	token, err := s.issuer.sign(claims)
+	if err != nil {
+		klog.ErrorS(err, "token signing failed")
+		fail(http.StatusInternalServerError, "cannot sign token")
+		return
+	}
+	body, err := json.Marshal(tokenResponse{
+		Token:       token,
+		AccessToken: token,
+		ExpiresIn:   int64(s.opts.Expiration / time.Second),
+		IssuedAt:    now.UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		fail(http.StatusInternalServerError, "cannot encode response")
+		return
+	}
+	al.status = http.StatusOK
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}
+
+func remoteIP(remoteAddr string) netip.Addr {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// writeError answers with the registry error format.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]string{{"code": strings.ToUpper(strings.ReplaceAll(http.StatusText(code), " ", "_")), "message": msg}},
+	})
+}
+
+// String describes the server for logs.
+func (s *Server) String() string {
+	return fmt.Sprintf("token server (issuer %q, key %s %s)", s.opts.Issuer, s.opts.Key.Algorithm, s.opts.Key.KeyID)
+}
