@@ -55,8 +55,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("k8s-docker-authn", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	opts.AddFlags(fs)
+	installTo := fs.String("install-to", "", "Copy this binary to the given path and exit. The docker_auth pod's init container uses it to place the authenticator in a shared volume; the operator image has no shell or cp.")
 	if err := fs.Parse(args); err != nil {
 		return exitError
+	}
+	if *installTo != "" {
+		if err := install(*installTo); err != nil {
+			fmt.Fprintln(stderr, "install:", err)
+			return exitError
+		}
+		return exitAllowed
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "unexpected argument %q\n", fs.Arg(0))
@@ -129,4 +137,21 @@ func readCredentials(r io.Reader) (user, password string, err error) {
 		return "", "", fmt.Errorf("credentials are not \"<user> <password>\"")
 	}
 	return user, password, nil
+}
+
+// install copies the running executable to dst, executable by all.
+func install(dst string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		return err
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }

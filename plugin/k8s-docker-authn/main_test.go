@@ -237,3 +237,35 @@ func TestBadFlags(t *testing.T) {
 		t.Errorf("unknown flag: exit %d", code)
 	}
 }
+
+// TestInstallTo is what the docker_auth pod's init container runs: the
+// binary copies itself into the shared volume, and the copy works.
+func TestInstallTo(t *testing.T) {
+	bin := buildPlugin(t)
+	dst := filepath.Join(t.TempDir(), "k8s-docker-authn")
+	if out, err := exec.Command(bin, "--install-to", dst).CombinedOutput(); err != nil {
+		t.Fatalf("--install-to: %v\n%s", err, out)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		t.Errorf("installed copy mode %v is not executable", fi.Mode())
+	}
+	// The copy is the authenticator: it reads a login and asks the API
+	// server (unreachable here, so: exit 3, error).
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\ncontexts: [{name: c, context: {cluster: c}}]\ncurrent-context: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dst, "--namespace="+ns, "--kubeconfig="+kubeconfig)
+	cmd.Stdin = strings.NewReader("someone secret\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != exitError || !strings.Contains(stderr.String(), "list ImageRegistryAccounts") {
+		t.Errorf("installed copy answered %v (%s), want exit %d after asking the API server", err, stderr.String(), exitError)
+	}
+}

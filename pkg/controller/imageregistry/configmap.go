@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/acl"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authconfig"
 )
 
@@ -33,24 +34,6 @@ var (
 // hostname, so that it stays the same when OPERATOR_DNS_ZONE changes.
 func tokenIssuer(reg *v1alpha1.ImageRegistry) string {
 	return "image-registry-operator/" + reg.Namespace + "/" + reg.Name
-}
-
-// defaultACL mirrors DESIGN.md section 4: push accounts may push and pull
-// repositories under their own namespace, pull accounts may pull them, and
-// nothing else is allowed. The labels come from our authenticator.
-func defaultACL() []authconfig.ACLEntry {
-	return []authconfig.ACLEntry{
-		{
-			Match:   authconfig.ACLMatch{Labels: map[string]string{"type": "push"}, Name: "${labels:namespace}/*"},
-			Actions: []string{"push", "pull"},
-			Comment: "push accounts push and pull in their own namespace",
-		},
-		{
-			Match:   authconfig.ACLMatch{Labels: map[string]string{"type": "pull"}, Name: "${labels:namespace}/*"},
-			Actions: []string{"pull"},
-			Comment: "pull accounts pull from their own namespace",
-		},
-	}
 }
 
 // convertACL copies spec.auth.acl entry by entry; the match keys are the
@@ -88,9 +71,9 @@ func renderAuthConfig(reg *v1alpha1.ImageRegistry) ([]byte, error) {
 	if reg.Spec.Auth.TokenExpiration != nil {
 		exp = reg.Spec.Auth.TokenExpiration.Duration
 	}
-	acl := defaultACL()
+	rules := acl.Default()
 	if reg.Spec.Auth.ACL != nil {
-		acl = convertACL(reg.Spec.Auth.ACL)
+		rules = convertACL(reg.Spec.Auth.ACL)
 	}
 	cfg := authconfig.Config{
 		Server: authconfig.ServerConfig{
@@ -109,7 +92,7 @@ func renderAuthConfig(reg *v1alpha1.ImageRegistry) ([]byte, error) {
 			Command: extAuthFile,
 			Args:    []string{"--namespace=" + reg.Namespace},
 		},
-		ACL: acl,
+		ACL: rules,
 	}
 	data, err := cfg.Marshal()
 	if err != nil {

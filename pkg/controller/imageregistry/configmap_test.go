@@ -105,23 +105,6 @@ func TestRenderedConfigsAgree(t *testing.T) {
 	}
 }
 
-func TestDefaultACLIsNamespaceIsolated(t *testing.T) {
-	acl := defaultACL()
-	if len(acl) != 2 {
-		t.Fatalf("default ACL has %d entries", len(acl))
-	}
-	for _, e := range acl {
-		// An entry without label match would also match anonymous requests
-		// and other namespaces (DESIGN.md section 8).
-		if e.Match.Labels["type"] == "" || e.Match.Name != "${labels:namespace}/*" || e.Match.Account != "" {
-			t.Errorf("entry %+v is not restricted to an account type in its own namespace", e)
-		}
-	}
-	if acl[0].Match.Labels["type"] != "push" || len(acl[0].Actions) != 2 || acl[1].Match.Labels["type"] != "pull" || len(acl[1].Actions) != 1 || acl[1].Actions[0] != "pull" {
-		t.Errorf("default ACL %+v", acl)
-	}
-}
-
 func TestTokenExpiration(t *testing.T) {
 	for _, tc := range []struct {
 		d    *metav1.Duration

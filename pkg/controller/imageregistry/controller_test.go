@@ -767,7 +767,7 @@ func TestDockerAuthServer(t *testing.T) {
 		t.Errorf("docker_auth probes must be tcpSocket on 5001: %+v", auth.ReadinessProbe)
 	}
 	if len(pod.InitContainers) != 1 || pod.InitContainers[0].Image != testAuthImage ||
-		strings.Join(pod.InitContainers[0].Command, " ") != "cp /k8s-docker-authn /ext-auth/k8s-docker-authn" {
+		strings.Join(pod.InitContainers[0].Command, " ") != "/usr/local/bin/k8s-docker-authn --install-to /ext-auth/k8s-docker-authn" {
 		t.Errorf("init container: %+v", pod.InitContainers)
 	}
 	cfg, err := authconfig.Parse([]byte(f.configMap("team-a", "reg-auth-config").Data["auth_config.yml"]))

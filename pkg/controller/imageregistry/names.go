@@ -43,7 +43,7 @@ const (
 	serviceAccountDir  = "/var/run/secrets/kubernetes.io/serviceaccount"
 	httpSecretKey      = "secret"
 	caCertKey          = "ca.crt"
-	pluginInImage      = "/k8s-docker-authn"
+	pluginInImage      = "/usr/local/bin/k8s-docker-authn"
 	builtinAuthCommand = "registry-auth"
 )
 

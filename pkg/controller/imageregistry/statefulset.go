@@ -265,7 +265,7 @@ func (c *Controller) extAuthInstaller(reg *v1alpha1.ImageRegistry) corev1.Contai
 	return corev1.Container{
 		Name:                     "install-ext-auth",
 		Image:                    c.authImage(reg),
-		Command:                  []string{"cp", pluginInImage, extAuthFile},
+		Command:                  []string{pluginInImage, "--install-to", extAuthFile},
 		VolumeMounts:             []corev1.VolumeMount{{Name: "ext-auth", MountPath: extAuthDir}},
 		Resources:                requests("10m", "16Mi"),
 		SecurityContext:          containerSecurityContext(),
