@@ -47,6 +47,8 @@ type env struct {
 	cp       *framework.ControlPlane
 	registry versioned.Interface
 	ns       string
+	// operators counts operator processes started, to name their logs.
+	operators int
 }
 
 // controlPlane starts the shared control plane and applies the CRDs, once.
@@ -106,7 +108,8 @@ func newEnv(t *testing.T) *env {
 func (e *env) startOperator(t *testing.T, args ...string) *framework.Operator {
 	t.Helper()
 	full := append([]string{"--namespace=" + e.ns, "--operator-namespace=" + e.ns, "--bcrypt-cost=4", "--v=2"}, args...)
-	op, err := e.cp.StartOperator(e.ns+"-operator", full...)
+	e.operators++
+	op, err := e.cp.StartOperator(fmt.Sprintf("%s-operator-%d", e.ns, e.operators), full...)
 	if err != nil {
 		t.Fatal(err)
 	}
