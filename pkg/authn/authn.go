@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 
 	"golang.org/x/crypto/bcrypt"
@@ -80,6 +81,10 @@ type Authenticator struct {
 	clock  clock.PassiveClock
 	// compare checks a password against a bcrypt hash; a test seam.
 	compare func(hash, password []byte) error
+	// compareSlots bounds concurrent bcrypt compares, so that a flood of
+	// logins with wrong passwords (each costs tens of milliseconds of CPU)
+	// queues instead of starving the process; nil means no bound.
+	compareSlots chan struct{}
 	// hasSynced reports whether the account cache is filled; nil when the
 	// source reads the API server directly.
 	hasSynced cache.InformerSynced
@@ -104,6 +109,9 @@ func newWithClock(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options
 		clock:     clk,
 		compare:   bcrypt.CompareHashAndPassword,
 		hasSynced: informer.HasSynced,
+		// Two compares per core keep the CPU busy without letting a
+		// flood of bad logins pile up goroutines burning it.
+		compareSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(oldObj, newObj any) {
@@ -238,6 +246,14 @@ func (a *Authenticator) Verify(ctx context.Context, user, password string) (Resu
 					return Allowed, copyLabels(c.account.Spec.Labels), nil
 				}
 			}
+		}
+	}
+	if a.compareSlots != nil {
+		select {
+		case a.compareSlots <- struct{}{}:
+			defer func() { <-a.compareSlots }()
+		case <-ctx.Done():
+			return NoMatch, nil, fmt.Errorf("waiting to check a password: %w", ctx.Err())
 		}
 	}
 	for _, c := range candidates {

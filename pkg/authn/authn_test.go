@@ -456,3 +456,39 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareSlotsBoundConcurrentBcrypt: with every compare slot taken by
+// slow logins, one more waits instead of burning CPU beside them, and gives
+// up when its request ends.
+func TestCompareSlotsBoundConcurrentBcrypt(t *testing.T) {
+	f := newFixture(t, rotating(t, "push.team.app", "team/app", 1, nil, "p0", "p1", "p2"))
+	release := make(chan struct{})
+	var inCompare atomic.Int64
+	f.auth.compare = func(h, p []byte) error {
+		inCompare.Add(1)
+		<-release
+		return errors.New("mismatch")
+	}
+	f.auth.compareSlots = make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, _ = f.auth.Verify(context.Background(), "team/app/1", "wrong")
+		}()
+	}
+	f.eventually("two compares running", func() bool { return inCompare.Load() == 2 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := f.auth.Verify(ctx, "team/app/1", "wrong")
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("third login while both slots are busy: err = %v, want a deadline error", err)
+	}
+	if n := inCompare.Load(); n != 2 {
+		t.Errorf("%d compares ran, want 2: the third must wait for a slot", n)
+	}
+	close(release)
+	wg.Wait()
+}

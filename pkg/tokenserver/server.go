@@ -190,7 +190,6 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "empty user name")
 		return
 	}
-	al.account = user
 	if acct := q.Get("account"); acct != "" && acct != user {
 		fail(http.StatusBadRequest, "account parameter differs from the user name")
 		return
@@ -199,9 +198,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	var labels map[string][]string
 	if user != "" {
 		ok, l, err := s.opts.Authenticator.Authenticate(r.Context(), user, password)
+		// The user name is logged only when it names an account: a
+		// password pasted into the user field must not reach the log.
+		al.account = user
+		if errors.Is(err, authn.ErrNoMatch) {
+			al.account = "(unknown)"
+		}
 		switch {
 		case err != nil && !errors.Is(err, authn.ErrNoMatch):
-			klog.ErrorS(err, "authentication failed", "account", user)
+			klog.ErrorS(err, "authentication failed", "account", al.account)
 			fail(http.StatusServiceUnavailable, "authentication backend unavailable")
 			return
 		case !ok:
