@@ -26,6 +26,9 @@ import (
 //     Pods from workload templates (they stay Pending: no kubelet).
 //   - serviceaccount-controller: the "default" ServiceAccount per namespace.
 //   - serviceaccount-token-controller: legacy token Secrets.
+//   - root-ca-certificate-publisher-controller: the kube-root-ca.crt
+//     ConfigMap per namespace, whose ca.crt the projected service-account
+//     volume of the registry's auth container holds (test/e2e/dataplane).
 //
 // Node, volume and cloud controllers are left out: they have nothing to do
 // without nodes and only add noise and CPU.
@@ -37,6 +40,7 @@ var DefaultControllers = []string{
 	"replicaset-controller",
 	"serviceaccount-controller",
 	"serviceaccount-token-controller",
+	"root-ca-certificate-publisher-controller",
 }
 
 // controllerManagerArgs returns the flags of a kube-controller-manager that

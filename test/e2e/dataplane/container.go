@@ -1,0 +1,218 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// imageEnv is what the container images set in their environment and a
+// kubelet would pass on; it is not configuration of the operator's. The
+// distribution image sets OTEL_TRACES_EXPORTER=none (registry v3 otherwise
+// tries to export traces to an OTLP collector on localhost).
+var imageEnv = map[string][]string{
+	"registry": {"OTEL_TRACES_EXPORTER=none"},
+}
+
+// container is one running container process.
+type container struct {
+	name    string
+	spec    corev1.Container
+	argv    []string
+	env     []string
+	logPath string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // set before done closes
+
+	ready     bool
+	lastProbe time.Time
+}
+
+// mount is one bind mount of a materialized volume in the container's
+// mount namespace.
+type mount struct {
+	src, target string
+	readOnly    bool
+}
+
+// buildArgv returns the command line that runs the container: unshare
+// makes a private mount namespace, a shell binds the volumes at their
+// mountPaths (and makes the root file system read-only if the container
+// asks for that), and setpriv drops to the pod's user before exec.
+func buildArgv(binDir, workDir string, pod *corev1.Pod, c *corev1.Container, volumes map[string]string) ([]string, error) {
+	if len(c.Command) == 0 {
+		return nil, fmt.Errorf("container %s has no command: the data-plane runner cannot run an image's entrypoint", c.Name)
+	}
+	bin := filepath.Join(binDir, path.Base(c.Command[0]))
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("container %s: command %q: %w (binaries are mapped to %s by basename)", c.Name, c.Command[0], err, binDir)
+	}
+	var mounts []mount
+	for _, vm := range c.VolumeMounts {
+		src, ok := volumes[vm.Name]
+		if !ok {
+			return nil, fmt.Errorf("container %s mounts volume %q, which the pod does not define", c.Name, vm.Name)
+		}
+		if vm.SubPath != "" {
+			src = filepath.Join(src, vm.SubPath)
+		}
+		mounts = append(mounts, mount{src: src, target: vm.MountPath, readOnly: vm.ReadOnly})
+	}
+	// Parents before children; a target that covers the work dir (such as
+	// /tmp) last, so that it does not hide the sources still to be bound.
+	sort.SliceStable(mounts, func(i, j int) bool {
+		ci, cj := covers(mounts[i].target, workDir), covers(mounts[j].target, workDir)
+		if ci != cj {
+			return cj
+		}
+		return strings.Count(mounts[i].target, "/") < strings.Count(mounts[j].target, "/")
+	})
+	var sb strings.Builder
+	sb.WriteString("set -e\n")
+	for _, m := range mounts {
+		fmt.Fprintf(&sb, "mkdir -p %s\n", shellQuote(m.target))
+	}
+	for _, m := range mounts {
+		fmt.Fprintf(&sb, "mount --bind %s %s\n", shellQuote(m.src), shellQuote(m.target))
+		if m.readOnly {
+			fmt.Fprintf(&sb, "mount -o remount,bind,ro %s\n", shellQuote(m.target))
+		}
+	}
+	sc := c.SecurityContext
+	if sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
+		sb.WriteString("mount -o remount,bind,ro /\n")
+	}
+	sb.WriteString("cd /\n")
+	exec := []string{"exec"}
+	if u, g, groups, ok := podUser(pod, c); ok {
+		exec = append(exec, "setpriv", fmt.Sprintf("--reuid=%d", u), fmt.Sprintf("--regid=%d", g))
+		if len(groups) > 0 {
+			exec = append(exec, "--groups="+strings.Join(groups, ","))
+		} else {
+			exec = append(exec, "--clear-groups")
+		}
+		if sc != nil && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
+			exec = append(exec, "--no-new-privs")
+		}
+		exec = append(exec, "--")
+	}
+	sb.WriteString(strings.Join(exec, " ") + ` "$@"` + "\n")
+	argv := []string{"unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", sb.String(), "sh", bin}
+	argv = append(argv, c.Command[1:]...)
+	argv = append(argv, c.Args...)
+	return argv, nil
+}
+
+func covers(target, p string) bool {
+	target = strings.TrimSuffix(target, "/")
+	return p == target || strings.HasPrefix(p, target+"/")
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// podUser is the uid, gid and supplementary groups the kubelet would run c
+// with; ok is false when the pod asks for none (run as root, as an image
+// without USER would).
+func podUser(pod *corev1.Pod, c *corev1.Container) (uid, gid int64, groups []string, ok bool) {
+	var u, g *int64
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		u, g = psc.RunAsUser, psc.RunAsGroup
+		if psc.FSGroup != nil {
+			groups = append(groups, fmt.Sprint(*psc.FSGroup))
+		}
+		for _, sg := range psc.SupplementalGroups {
+			groups = append(groups, fmt.Sprint(sg))
+		}
+	}
+	if csc := c.SecurityContext; csc != nil {
+		if csc.RunAsUser != nil {
+			u = csc.RunAsUser
+		}
+		if csc.RunAsGroup != nil {
+			g = csc.RunAsGroup
+		}
+	}
+	if u == nil {
+		return 0, 0, nil, false
+	}
+	gid = *u
+	if g != nil {
+		gid = *g
+	}
+	return *u, gid, groups, true
+}
+
+func (c *container) start() error {
+	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== %s: starting container %s\n", time.Now().Format(time.RFC3339Nano), c.name)
+	cmd := exec.Command(c.argv[0], c.argv[1:]...)
+	cmd.Env = c.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group, so that stop reaches everything; killed with the
+	// test binary, so that nothing outlives a crashed test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start container %s: %w", c.name, err)
+	}
+	c.cmd, c.done, c.err = cmd, make(chan struct{}), nil
+	c.ready = false
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		c.err = err
+		close(c.done)
+	}()
+	return nil
+}
+
+func (c *container) exited() bool {
+	if c.done == nil {
+		return true
+	}
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM to the process group and SIGKILL after grace.
+func (c *container) stop(grace time.Duration) error {
+	if c.exited() {
+		return nil
+	}
+	pgid := -c.cmd.Process.Pid
+	_ = syscall.Kill(pgid, syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(grace):
+	}
+	if err := syscall.Kill(pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("container %s (pid %d) not reaped after SIGKILL", c.name, c.cmd.Process.Pid)
+	}
+}

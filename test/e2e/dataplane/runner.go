@@ -1,0 +1,547 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
+	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
+)
+
+// execLookPath is a seam for tests.
+var execLookPath = exec.LookPath
+
+// podIP is the address the pod's processes are reached at.
+const podIP = "127.0.0.1"
+
+// ConfigHashAnnotation is the pod template annotation whose change makes
+// the StatefulSet controller replace the pod (and the runner restart the
+// processes from the replacement's spec).
+const ConfigHashAnnotation = "registry.mgoltzsche.github.com/config-hash"
+
+// Options configures a Runner.
+type Options struct {
+	// RestConfig is an admin client configuration of the control plane.
+	RestConfig *rest.Config
+	// Namespace and Name of the ImageRegistry.
+	Namespace, Name string
+	// BinDir holds registry, registry-auth, crane, ...
+	BinDir string
+	// Dir receives volumes and logs. Default: a temporary directory, removed
+	// by Stop.
+	Dir string
+	// Logf reports what the runner does (pod started, restarted, ...).
+	// Default: discard.
+	Logf func(format string, args ...any)
+	// MaxStopGrace caps the pod's terminationGracePeriodSeconds when
+	// stopping processes. Default 10s.
+	MaxStopGrace time.Duration
+}
+
+// Runner plays kubelet and Service for one ImageRegistry. See the package
+// documentation.
+type Runner struct {
+	opts      Options
+	kube      kubernetes.Interface
+	registry  versioned.Interface
+	apiHost   string
+	apiPort   string
+	removeDir bool
+	// Addr is the loopback address the Service's ports listen on.
+	Addr string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu         sync.Mutex
+	pod        *runningPod
+	hostname   string
+	hostsFile  string
+	forwarders []*forwarder
+	restarts   int
+	lastErr    error
+	problems   []string
+	stopped    bool
+}
+
+type runningPod struct {
+	uid        types.UID
+	name       string
+	dir        string
+	configHash string
+	containers []*container
+	ready      bool
+	reported   *bool // what the pod status last said
+}
+
+// Start begins playing kubelet for the registry's pod in the background.
+// Call WaitReady to wait for it, and Stop to end it.
+func Start(ctx context.Context, opts Options) (*Runner, error) {
+	if opts.RestConfig == nil || opts.Namespace == "" || opts.Name == "" || opts.BinDir == "" {
+		return nil, errors.New("dataplane: RestConfig, Namespace, Name and BinDir are required")
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.MaxStopGrace == 0 {
+		opts.MaxStopGrace = 10 * time.Second
+	}
+	for _, tool := range []string{"unshare", "mount", "setpriv"} {
+		if _, err := execLookPath(tool); err != nil {
+			return nil, fmt.Errorf("dataplane: %s (util-linux) is required: %w", tool, err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("dataplane: must run as root (mount namespaces and bind mounts)")
+	}
+	kube, err := kubernetes.NewForConfig(opts.RestConfig)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := versioned.NewForConfig(opts.RestConfig)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(opts.RestConfig.Host)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: API server URL %q: %w", opts.RestConfig.Host, err)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: API server URL %q: %w", opts.RestConfig.Host, err)
+	}
+	r := &Runner{opts: opts, kube: kube, registry: reg, apiHost: host, apiPort: port, Addr: randomLoopback()}
+	if r.opts.Dir == "" {
+		if r.opts.Dir, err = os.MkdirTemp("", "iro-dataplane-"); err != nil {
+			return nil, err
+		}
+		r.removeDir = true
+	}
+	if r.opts.Dir, err = filepath.Abs(r.opts.Dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.LogDir(), 0o755); err != nil {
+		return nil, err
+	}
+	if err := framework.EnsureNode(ctx, kube); err != nil {
+		return nil, fmt.Errorf("dataplane: registering node: %w", err)
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan struct{})
+	go r.loop(loopCtx)
+	return r, nil
+}
+
+// LogDir holds one log per container (<pod>-<container>.log, appended
+// across restarts).
+func (r *Runner) LogDir() string { return filepath.Join(r.opts.Dir, "logs") }
+
+// Hostname is the registry's hostname (status.hostname), once known.
+func (r *Runner) Hostname() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hostname
+}
+
+// HostsFile is an /etc/hosts that maps the registry's hostname to Addr.
+func (r *Runner) HostsFile() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hostsFile
+}
+
+// Restarts counts container processes that exited on their own and were
+// restarted.
+func (r *Runner) Restarts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.restarts
+}
+
+// Problems lists what went wrong in the background (crashes, failed
+// starts), for a test to report or fail on.
+func (r *Runner) Problems() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.problems...)
+}
+
+// PodUID is the UID of the pod whose processes run, or "".
+func (r *Runner) PodUID() types.UID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pod == nil {
+		return ""
+	}
+	return r.pod.uid
+}
+
+// Ready tells whether the pod runs and every container passes its
+// readiness probe, and the Service's hostname is known.
+func (r *Runner) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pod != nil && r.pod.ready && r.hostsFile != "" && r.forwarders != nil
+}
+
+// WaitReady waits until Ready, and reports the last problem on timeout.
+func (r *Runner) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if r.Ready() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return fmt.Errorf("dataplane: registry %s/%s not ready: %w (last problem: %v)", r.opts.Namespace, r.opts.Name, ctx.Err(), r.lastErr)
+		case <-t.C:
+		}
+	}
+}
+
+// Stop stops the processes and forwarders and removes a temporary Dir. The
+// pod object is left as it is: the control plane goes on without a kubelet.
+func (r *Runner) Stop() error {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return nil
+	}
+	r.stopped = true
+	r.mu.Unlock()
+	r.cancel()
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.stopPodLocked()
+	closeForwarders(r.forwarders)
+	r.forwarders = nil
+	if r.removeDir {
+		err = errors.Join(err, os.RemoveAll(r.opts.Dir))
+	}
+	return err
+}
+
+func (r *Runner) problem(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.problems = append(r.problems, time.Now().Format("15:04:05.000")+" "+msg)
+	r.opts.Logf("dataplane: %s", msg)
+}
+
+func (r *Runner) loop(ctx context.Context) {
+	defer close(r.done)
+	var lastLogged string
+	for {
+		err := r.sync(ctx)
+		r.mu.Lock()
+		r.lastErr = err
+		r.mu.Unlock()
+		if err != nil && ctx.Err() == nil && err.Error() != lastLogged {
+			r.opts.Logf("dataplane: %v", err)
+			lastLogged = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// sync is one kubelet pass.
+func (r *Runner) sync(ctx context.Context) error {
+	if err := r.syncHostname(ctx); err != nil {
+		return err
+	}
+	sts, err := r.kube.AppsV1().StatefulSets(r.opts.Namespace).Get(ctx, r.opts.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return errors.Join(fmt.Errorf("StatefulSet %s/%s not found", r.opts.Namespace, r.opts.Name), r.stopPodLocked())
+	}
+	if err != nil {
+		return err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	if err != nil {
+		return err
+	}
+	pods, err := r.kube.CoreV1().Pods(r.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
+
+	var live *corev1.Pod
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.DeletionTimestamp != nil {
+			if err := r.terminate(ctx, p); err != nil {
+				return err
+			}
+			continue
+		}
+		if !metav1.IsControlledBy(p, sts) {
+			continue
+		}
+		if live == nil {
+			live = p
+		}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pod != nil && (live == nil || live.UID != r.pod.uid) {
+		r.opts.Logf("dataplane: pod %s (%s) is gone; stopping its processes", r.pod.name, r.pod.uid)
+		if err := r.stopPodLocked(); err != nil {
+			return err
+		}
+	}
+	if live == nil {
+		return fmt.Errorf("no pod of StatefulSet %s/%s yet", r.opts.Namespace, r.opts.Name)
+	}
+	if want := sts.Spec.Template.Annotations[ConfigHashAnnotation]; want != live.Annotations[ConfigHashAnnotation] {
+		// The StatefulSet controller will replace the pod; keep serving
+		// the old one until it does, as a rolling update would.
+		r.opts.Logf("dataplane: pod %s has config hash %.12s, the template %.12s: waiting for the StatefulSet controller to replace it", live.Name, live.Annotations[ConfigHashAnnotation], want)
+	}
+	if live.Spec.NodeName == "" {
+		binding := &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: live.Name, Namespace: live.Namespace, UID: live.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: framework.NodeName},
+		}
+		if err := r.kube.CoreV1().Pods(live.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsConflict(err) {
+			return fmt.Errorf("bind pod %s: %w", live.Name, err)
+		}
+	}
+	if r.pod == nil {
+		if err := r.startPodLocked(ctx, live); err != nil {
+			return err
+		}
+	}
+	if r.forwarders == nil {
+		svc, err := r.kube.CoreV1().Services(r.opts.Namespace).Get(ctx, r.opts.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("Service %s: %w", r.opts.Name, err)
+		}
+		if r.forwarders, err = startServiceForwarders(r.Addr, svc, live); err != nil {
+			return err
+		}
+	}
+	r.checkContainersLocked(ctx)
+	return r.reportStatusLocked(ctx, live)
+}
+
+func (r *Runner) syncHostname(ctx context.Context) error {
+	r.mu.Lock()
+	known := r.hostname != ""
+	r.mu.Unlock()
+	if known {
+		return nil
+	}
+	reg, err := r.registry.RegistryV1alpha1().ImageRegistries(r.opts.Namespace).Get(ctx, r.opts.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("ImageRegistry %s/%s: %w", r.opts.Namespace, r.opts.Name, err)
+	}
+	host := reg.Status.Hostname
+	if host == "" {
+		return fmt.Errorf("ImageRegistry %s/%s has no status.hostname yet", r.opts.Namespace, r.opts.Name)
+	}
+	base, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		return err
+	}
+	hosts := filepath.Join(r.opts.Dir, "hosts")
+	content := strings.TrimRight(string(base), "\n") + "\n" + r.Addr + " " + host + "\n"
+	if err := os.WriteFile(hosts, []byte(content), 0o644); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.hostname, r.hostsFile = host, hosts
+	r.mu.Unlock()
+	return nil
+}
+
+// terminate does the kubelet's part of a pod deletion: stop its processes,
+// then remove the object (grace period 0, as the kubelet confirms).
+func (r *Runner) terminate(ctx context.Context, p *corev1.Pod) error {
+	r.mu.Lock()
+	if r.pod != nil && r.pod.uid == p.UID {
+		r.opts.Logf("dataplane: pod %s is being deleted; stopping its processes", p.Name)
+		if err := r.stopPodLocked(); err != nil {
+			r.mu.Unlock()
+			return err
+		}
+	}
+	r.mu.Unlock()
+	err := r.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0),
+		Preconditions:      &metav1.Preconditions{UID: &p.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete pod %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			l, err := net.Listen("tcp", net.JoinHostPort("", itoa(int(p.ContainerPort))))
+			if err != nil {
+				return fmt.Errorf("container %s port %d is taken on this machine (another data plane running?): %w", c.Name, p.ContainerPort, err)
+			}
+			l.Close()
+		}
+	}
+	if len(pod.Spec.InitContainers) > 0 {
+		return fmt.Errorf("pod %s has init containers, which the data-plane runner does not run", pod.Name)
+	}
+	podDir := filepath.Join(r.opts.Dir, "pods", string(pod.UID))
+	volumes, err := r.materializeVolumes(ctx, pod, podDir, filepath.Join(r.opts.Dir, "pvc"))
+	if err != nil {
+		return err
+	}
+	rp := &runningPod{uid: pod.UID, name: pod.Name, dir: podDir, configHash: pod.Annotations[ConfigHashAnnotation]}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		argv, err := buildArgv(r.opts.BinDir, r.opts.Dir, pod, c, volumes)
+		if err != nil {
+			return err
+		}
+		env, err := r.resolveEnv(ctx, pod, c)
+		if err != nil {
+			return err
+		}
+		// What the kubelet adds, with the Service address of the API
+		// server replaced by where it listens here.
+		base := []string{
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"HOSTNAME=" + pod.Name,
+			"HOME=/",
+			"KUBERNETES_SERVICE_HOST=" + r.apiHost,
+			"KUBERNETES_SERVICE_PORT=" + r.apiPort,
+			"KUBERNETES_SERVICE_PORT_HTTPS=" + r.apiPort,
+		}
+		base = append(base, imageEnv[c.Name]...)
+		rp.containers = append(rp.containers, &container{
+			name: c.Name, spec: *c.DeepCopy(), argv: argv, env: append(base, env...),
+			logPath: filepath.Join(r.LogDir(), pod.Name+"-"+c.Name+".log"),
+		})
+	}
+	for _, c := range rp.containers {
+		if err := c.start(); err != nil {
+			r.pod = rp
+			_ = r.stopPodLocked()
+			return err
+		}
+	}
+	r.pod = rp
+	r.opts.Logf("dataplane: started pod %s (%s), config hash %.12s", pod.Name, pod.UID, rp.configHash)
+	return nil
+}
+
+func (r *Runner) stopPodLocked() error {
+	if r.pod == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range r.pod.containers {
+		errs = append(errs, c.stop(r.opts.MaxStopGrace))
+	}
+	errs = append(errs, os.RemoveAll(r.pod.dir))
+	r.pod = nil
+	return errors.Join(errs...)
+}
+
+// checkContainersLocked restarts exited processes (restartPolicy Always)
+// and runs readiness probes, each at most once a second.
+func (r *Runner) checkContainersLocked(ctx context.Context) {
+	ready := true
+	for _, c := range r.pod.containers {
+		if c.exited() {
+			r.restarts++
+			r.problem("container %s of pod %s exited (%v); restarting it (see %s)", c.name, r.pod.name, c.err, c.logPath)
+			if err := c.start(); err != nil {
+				r.problem("%v", err)
+			}
+			ready = false
+			continue
+		}
+		if time.Since(c.lastProbe) >= time.Second || !c.ready {
+			err := runProbe(ctx, &c.spec, c.spec.ReadinessProbe)
+			c.lastProbe = time.Now()
+			if c.ready && err != nil {
+				r.opts.Logf("dataplane: container %s readiness probe failed: %v", c.name, err)
+			}
+			c.ready = err == nil
+		}
+		ready = ready && c.ready
+	}
+	r.pod.ready = ready
+}
+
+// reportStatusLocked writes the pod status when readiness changed.
+func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error {
+	if r.pod.reported != nil && *r.pod.reported == r.pod.ready {
+		return nil
+	}
+	now := metav1.Now()
+	cond := corev1.ConditionFalse
+	if r.pod.ready {
+		cond = corev1.ConditionTrue
+	}
+	p, err := r.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if p.UID != r.pod.uid {
+		return nil
+	}
+	p.Status.Phase = corev1.PodRunning
+	if p.Status.StartTime == nil {
+		p.Status.StartTime = &now
+	}
+	p.Status.HostIP, p.Status.PodIP = podIP, podIP
+	p.Status.PodIPs = []corev1.PodIP{{IP: podIP}}
+	p.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.ContainersReady, Status: cond, LastTransitionTime: now},
+		{Type: corev1.PodReady, Status: cond, LastTransitionTime: now},
+	}
+	p.Status.ContainerStatuses = nil
+	for _, c := range r.pod.containers {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.name, Image: c.spec.Image, Ready: c.ready, Started: ptr.To(true),
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+		})
+	}
+	if _, err := r.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("report pod %s status: %w", pod.Name, err)
+	}
+	r.pod.reported = ptr.To(r.pod.ready)
+	r.opts.Logf("dataplane: pod %s Ready=%s", pod.Name, cond)
+	return nil
+}
