@@ -3,16 +3,19 @@ package imagesecret
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -476,5 +479,26 @@ func TestJitterIsBoundedAndSpread(t *testing.T) {
 	}
 	if len(seen) < 45 {
 		t.Errorf("only %d distinct jitters for 50 objects", len(seen))
+	}
+}
+
+// TestDeleteWithRegistryOutOfReach: an object that names a registry in a
+// namespace the operator may not read (the namespaced install) never got an
+// account, so its deletion must not hang on the Forbidden answer.
+func TestDeleteWithRegistryOutOfReach(t *testing.T) {
+	obj := newObject(KindPush, "team", "far").(*v1alpha1.ImagePushSecret)
+	obj.Spec.RegistryRef = &v1alpha1.RegistryRef{Name: "registry", Namespace: "elsewhere"}
+	obj.Finalizers = []string{FinalizerAccountCleanup}
+	obj.DeletionTimestamp = &metav1.Time{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f := newFixture(t, KindPush, obj)
+	f.client.PrependReactor("get", "imageregistryaccounts", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetNamespace() == "elsewhere" {
+			return true, nil, apierrors.NewForbidden(v1alpha1.Resource("imageregistryaccounts"), "", errors.New("no RBAC here"))
+		}
+		return false, nil, nil
+	})
+	f.mustSync("team", "far")
+	if o := f.object("team", "far"); o != nil {
+		t.Errorf("object kept its finalizer: %v", o.meta.Finalizers)
 	}
 }

@@ -329,6 +329,13 @@ func (c *Controller) finalize(ctx context.Context, cr *imageSecret) error {
 	}
 	for _, ns := range namespaces {
 		deleted, err := c.deleteAccount(ctx, cr, ns)
+		if apierrors.IsForbidden(err) && (cr.status.RegistryRef == nil || ns != cr.status.RegistryRef.Namespace) {
+			// A registry the operator may not touch (e.g. another namespace
+			// under the namespaced install) never got an account from it:
+			// status.registryRef is set before any account is made.
+			klog.FromContext(ctx).V(2).Info("No access to revoke in namespace", "object", klog.KObj(cr.meta), "namespace", ns)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("revoking credentials of %s %s: %w", c.kind, klog.KObj(cr.meta), err)
 		}
