@@ -1,6 +1,7 @@
 package imagesecret
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -337,4 +338,27 @@ func waitQueued(t *testing.T, f *fixture) string {
 	}
 	t.Fatal("the timer did not fire")
 	return ""
+}
+
+// Invariant 2 holds while the registry is not ready (a rollout, a lost
+// pod): issued credentials keep rotating and the replaced password still
+// expires after the grace period.
+func TestInvariant2WhileRegistryNotReady(t *testing.T) {
+	f := created(t, KindPush)
+	old := f.secret("team", "ci")
+	reg := registry(regNS, regName, false)
+	if _, err := f.client.RegistryV1alpha1().ImageRegistries(regNS).UpdateStatus(context.Background(), reg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(25 * time.Hour)
+	f.mustSync("team", "ci")
+	if got := f.secret("team", "ci"); string(got.Data[KeyPassword]) == string(old.Data[KeyPassword]) {
+		t.Fatal("no rotation while the registry was not ready")
+	}
+	f.clock.Step(DefaultGracePeriod)
+	f.mustSync("team", "ci")
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+		t.Error("replaced password outlived its grace period while the registry was not ready")
+	}
+	f.assertSecretWorks("team", "ci")
 }

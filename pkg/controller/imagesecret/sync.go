@@ -304,7 +304,11 @@ func (c *Controller) resolveRegistry(cr *imageSecret) (*v1alpha1.ImageRegistry, 
 	if err != nil {
 		return nil, ref, RegistryNotFound, fmt.Sprintf("ImageRegistry %s/%s not found (or in a namespace the operator does not watch)", ref.Namespace, ref.Name)
 	}
-	if reg.Status.Hostname == "" || !registryReady(reg) {
+	// A registry that is not ready yet gets no credentials. Credentials
+	// already issued keep rotating and their replaced passwords keep
+	// expiring while it is briefly not ready (a rollout, a lost pod), so
+	// that a replaced password never outlives its grace period.
+	if reg.Status.Hostname == "" || (!registryReady(reg) && len(cr.status.Passwords) == 0) {
 		return nil, ref, RegistryNotReady, fmt.Sprintf("ImageRegistry %s/%s is not ready", ref.Namespace, ref.Name)
 	}
 	return reg, ref, "", ""
