@@ -46,6 +46,9 @@ type mount struct {
 	readOnly    bool
 }
 
+// binMount is where a container's mount namespace sees the bin dir.
+const binMount = "/run/iro-dataplane-bin"
+
 // buildArgv returns the command line that runs the container: unshare
 // makes a private mount namespace, a shell binds the volumes at their
 // mountPaths (and makes the root file system read-only if the container
@@ -80,6 +83,12 @@ func buildArgv(binDir, workDir string, pod *corev1.Pod, c *corev1.Container, vol
 	})
 	var sb strings.Builder
 	sb.WriteString("set -e\n")
+	// The binaries are bound at a fixed place first: the bin dir itself may
+	// lie under a path a volume covers (a clone under /tmp, with an emptyDir
+	// at /tmp), as an image's /usr/local/bin never would.
+	fmt.Fprintf(&sb, "mkdir -p %s\n", shellQuote(binMount))
+	fmt.Fprintf(&sb, "mount --bind %s %s\n", shellQuote(binDir), shellQuote(binMount))
+	fmt.Fprintf(&sb, "mount -o remount,bind,ro %s\n", shellQuote(binMount))
 	for _, m := range mounts {
 		fmt.Fprintf(&sb, "mkdir -p %s\n", shellQuote(m.target))
 	}
@@ -108,7 +117,7 @@ func buildArgv(binDir, workDir string, pod *corev1.Pod, c *corev1.Container, vol
 		exec = append(exec, "--")
 	}
 	sb.WriteString(strings.Join(exec, " ") + ` "$@"` + "\n")
-	argv := []string{"unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", sb.String(), "sh", bin}
+	argv := []string{"unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", sb.String(), "sh", path.Join(binMount, path.Base(bin))}
 	argv = append(argv, c.Command[1:]...)
 	argv = append(argv, c.Args...)
 	return argv, nil
