@@ -51,5 +51,9 @@ images: build ## Build the operator image as an OCI layout in _output/images (no
 images-test: build ## Check that the image build is reproducible and the image runs the operator.
 	cd hack/tools/images && IMAGES_BIN_DIR=$(BIN_DIR) $(GO) test -count=1 ./...
 
+bench: tools build ## Scale benchmark on the real control plane (not part of test); BENCH_ARGS=--n=100,1000 for a quicker run.
+	$(GO) build -o _output/bin/bench ./hack/bench
+	_output/bin/bench --bin-dir $(BIN_DIR) $(BENCH_ARGS)
+
 clean: ## Remove build outputs (keeps the Go caches).
 	rm -rf _output

@@ -18,6 +18,7 @@ import (
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
@@ -163,15 +164,20 @@ type informerFactories struct {
 }
 
 func newInformerFactories(o *options, kubeClient kubernetes.Interface, registryClient clientset.Interface) informerFactories {
+	// No controller reads managedFields, and they are often the largest
+	// part of a cached object: drop them from every cache. Updates made
+	// from a cached copy leave them out, which the API server reads as
+	// "unchanged".
+	strip := cache.TransformFunc(stripManagedFields)
 	return informerFactories{
 		kube: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resyncPeriod,
-			kubeinformers.WithNamespace(o.namespace)),
+			kubeinformers.WithNamespace(o.namespace), kubeinformers.WithTransform(strip)),
 		// Secrets are watched only where the operator made them, so that
 		// unrelated Secrets cost no memory.
 		secrets: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resyncPeriod,
 			kubeinformers.WithNamespace(o.namespace),
-			kubeinformers.WithTweakListOptions(managedOnly)),
+			kubeinformers.WithTweakListOptions(managedOnly), kubeinformers.WithTransform(strip)),
 		registry: informers.NewSharedInformerFactoryWithOptions(registryClient, resyncPeriod,
-			informers.WithNamespace(o.namespace)),
+			informers.WithNamespace(o.namespace), informers.WithTransform(strip)),
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 )
 
 // options are the operator's settings: flags, with defaults from the
@@ -67,13 +69,17 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.defaultRegistry.Namespace, "default-registry-namespace", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAMESPACE"), "Namespace of the default ImageRegistry (env OPERATOR_DEFAULT_REGISTRY_NAMESPACE). Empty: the operator namespace.")
 	fs.DurationVar(&o.rotationInterval, "rotation-interval", 24*time.Hour, "Default password rotation interval of push and pull secrets.")
 	fs.DurationVar(&o.gracePeriod, "grace-period", 5*time.Minute, "How long a replaced password keeps working after it left the Secret.")
-	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (passwords are 32 random bytes).")
+	fs.IntVar(&o.bcryptCost, "bcrypt-cost", imagesecret.DefaultBcryptCost, "bcrypt cost of password hashes. The passwords are 32 random bytes, which no cost makes easier or harder to guess from a hash; a higher cost only costs CPU (see README, Performance).")
 	fs.StringVar(&o.authImage, "auth-image", envOr("OPERATOR_AUTH_IMAGE", "ghcr.io/image-registry-operator/image-registry-operator:latest"), "Image with registry-auth and k8s-docker-authn (env OPERATOR_AUTH_IMAGE).")
 	fs.StringVar(&o.registryImage, "registry-image", envOr("OPERATOR_REGISTRY_IMAGE", "registry:3.0.0"), "Distribution registry image (env OPERATOR_REGISTRY_IMAGE).")
 	fs.StringVar(&o.dockerAuthImage, "docker-auth-image", envOr("OPERATOR_DOCKER_AUTH_IMAGE", "cesanta/docker_auth:1.13"), "cesanta/docker_auth image for auth.server=docker_auth (env OPERATOR_DOCKER_AUTH_IMAGE).")
 	fs.IntVar(&o.workers, "workers", 4, "Workers per controller.")
-	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "Client-side rate limit of API requests per second.")
-	fs.IntVar(&o.kubeBurst, "kube-api-burst", 100, "Burst of the client-side API rate limit.")
+	// The API server's priority and fairness is what protects it; the
+	// client-side limit only guards against a runaway loop. At 50 QPS a
+	// burst of 1000 new push and pull secrets (about 9 requests each) took
+	// minutes (docs/performance.md).
+	fs.Float64Var(&o.kubeQPS, "kube-api-qps", 1000, "Client-side rate limit of API requests per second.")
+	fs.IntVar(&o.kubeBurst, "kube-api-burst", 2000, "Burst of the client-side API rate limit.")
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "Address of /healthz and /readyz. Empty: off.")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":8080", "Address of the Prometheus /metrics endpoint. Empty: off.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Hold a Lease in the operator namespace before acting, so that only one of several replicas works.")

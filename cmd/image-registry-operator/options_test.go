@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func parse(t *testing.T, args ...string) (*options, error) {
@@ -32,7 +34,7 @@ func TestOptionsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.dnsZone != "svc.cluster.local" || o.rotationInterval != 24*time.Hour || o.gracePeriod != 5*time.Minute || o.bcryptCost != 10 || o.namespace != "" {
+	if o.dnsZone != "svc.cluster.local" || o.rotationInterval != 24*time.Hour || o.gracePeriod != 5*time.Minute || o.bcryptCost != bcrypt.MinCost || o.kubeQPS != 1000 || o.kubeBurst != 2000 || o.namespace != "" {
 		t.Errorf("unexpected defaults: %+v", o)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -72,8 +73,15 @@ type Options struct {
 const (
 	DefaultRotationInterval = 24 * time.Hour
 	DefaultGracePeriod      = 5 * time.Minute
-	DefaultBcryptCost       = 10
-	DefaultSweepInterval    = 10 * time.Minute
+	// DefaultBcryptCost is bcrypt's minimum. The passwords are 32 bytes
+	// from crypto/rand: guessing one from its hash means searching 2^256
+	// candidates, which no work factor makes more or less feasible, so a
+	// higher cost would only buy CPU time in the operator (two hashes per
+	// new object, one per rotation) and in every uncached login. README.md
+	// ("Performance") explains the choice and docs/performance.md measures
+	// it.
+	DefaultBcryptCost    = bcrypt.MinCost
+	DefaultSweepInterval = 10 * time.Minute
 )
 
 // Names this controller writes onto objects.

@@ -188,6 +188,9 @@ func (c *Controller) advance(cr *imageSecret, st *v1alpha1.ImageSecretStatus, d 
 			return "", "", err
 		}
 		h, err := hashPassword(p, c.opts.BcryptCost)
+		if err == nil {
+			c.verifier.remember(h, p)
+		}
 		return p, h, err
 	}
 	rotatedNow := func() {

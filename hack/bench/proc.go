@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, 100 on every Linux the bench runs on.
+const clockTicks = 100
+
+// operatorProc is an operator process the bench started.
+type operatorProc struct {
+	cmd        *exec.Cmd
+	metricsURL string
+	done       chan struct{}
+}
+
+func startOperator(ctx context.Context, bin, kubeconfig, logPath string, metricsPort int, args []string) (*operatorProc, error) {
+	full := append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--health-addr=",
+		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", metricsPort),
+		"--v=1",
+	}, args...)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, full...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	p := &operatorProc{cmd: cmd, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
+	// Wait for /metrics to answer (the operator is up and past discovery).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := scrape(ctx, p.metricsURL); err == nil {
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("operator exited at start; see %s", logPath)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("operator /metrics not up within 60s; see %s", logPath)
+		}
+	}
+}
+
+func (p *operatorProc) pid() int { return p.cmd.Process.Pid }
+
+func (p *operatorProc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// cpuSeconds is utime+stime of pid.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; fields start after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	// After ')': state(3) ppid(4) ... utime is field 14, stime 15 (1-based).
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// memKiB returns VmRSS and VmHWM of pid in KiB.
+func memKiB(pid int) (rss, hwm float64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, k := range []string{"VmRSS:", "VmHWM:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				n, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				if k == "VmRSS:" {
+					rss = n
+				} else {
+					hwm = n
+				}
+			}
+		}
+	}
+	return rss, hwm
+}
+
+// cpuSampler records the highest CPU use (in cores) of pid over any
+// interval of its period.
+type cpuSampler struct {
+	mu   sync.Mutex
+	peak float64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func sampleCPU(pid int, period time.Duration) *cpuSampler {
+	s := &cpuSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		last, lastT := cpuSeconds(pid), time.Now()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+			cur, now := cpuSeconds(pid), time.Now()
+			if use := (cur - last) / now.Sub(lastT).Seconds(); use > 0 {
+				s.mu.Lock()
+				s.peak = max(s.peak, use)
+				s.mu.Unlock()
+			}
+			last, lastT = cur, now
+		}
+	}()
+	return s
+}
+
+func (s *cpuSampler) finish() float64 {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// metrics is one scrape of a Prometheus text endpoint: series (name with
+// labels, as printed) to value.
+type metrics map[string]float64
+
+func scrape(ctx context.Context, url string) (metrics, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	m := metrics{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m, nil
+}
+
+// label returns the value of key in a series name such as
+// `name{a="x",key="y"}`.
+func label(series, key string) string {
+	i := strings.Index(series, key+`="`)
+	if i < 0 {
+		return ""
+	}
+	rest := series[i+len(key)+2:]
+	j := strings.IndexByte(rest, '"')
+	if j < 0 {
+		return ""
+	}
+	return rest[:j]
+}
+
+func metricName(series string) string {
+	if i := strings.IndexByte(series, '{'); i >= 0 {
+		return series[:i]
+	}
+	return series
+}
+
+// requestsByVerb is the change of client-go's rest_client_requests_total
+// between two scrapes, summed by method.
+func requestsByVerb(before, after metrics) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if metricName(k) != "rest_client_requests_total" {
+			continue
+		}
+		if d := v - before[k]; d > 0 {
+			out[label(k, "method")] += d
+		}
+	}
+	return out
+}
+
+func formatVerbs(m map[string]float64) (total float64, s string) {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		total += m[k]
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, m[k]))
+	}
+	return total, strings.Join(parts, ", ")
+}
+
+// maxQueueWait is, from the change of workqueue_queue_duration_seconds
+// between two scrapes, the smallest bucket bound that holds every item that
+// was taken from the named queues: an upper bound of the longest wait in the
+// queue (after an AddAfter timer fired, or after an Add).
+func maxQueueWait(before, after metrics, queues ...string) (bound float64, items float64) {
+	type bucket struct{ le, count float64 }
+	perQueue := map[string][]bucket{}
+	totals := map[string]float64{}
+	for k, v := range after {
+		q := label(k, "name")
+		if !containsStr(queues, q) {
+			continue
+		}
+		switch metricName(k) {
+		case "workqueue_queue_duration_seconds_bucket":
+			le := label(k, "le")
+			f, err := strconv.ParseFloat(le, 64)
+			if le == "+Inf" {
+				f, err = 1e18, nil
+			}
+			if err == nil {
+				perQueue[q] = append(perQueue[q], bucket{f, v - before[k]})
+			}
+		case "workqueue_queue_duration_seconds_count":
+			totals[q] = v - before[k]
+		}
+	}
+	for q, bs := range perQueue {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+		items += totals[q]
+		for _, b := range bs {
+			if b.count >= totals[q] {
+				bound = max(bound, b.le)
+				break
+			}
+		}
+	}
+	return bound, items
+}
+
+func containsStr(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1)*p + 0.5)
+	return sorted[min(i, len(sorted)-1)]
+}
+
+// childrenCPU is the CPU time of this process's direct children except
+// skip: etcd, kube-apiserver and kube-controller-manager.
+func childrenCPU(skip int) float64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	self := os.Getpid()
+	var total float64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == skip {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == self {
+			total += cpuSeconds(pid)
+		}
+	}
+	return total
+}

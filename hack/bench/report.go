@@ -1,0 +1,204 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+type scaleResult struct {
+	n                      int
+	load                   string
+	createTime, readyTime  time.Duration
+	bcryptFloor, apiFloor  time.Duration
+	cpu, peakCPU           float64
+	hwm, rss               float64
+	rssPerCR, heapPerCR    float64
+	requests               float64
+	requestsByVerb         string
+	sweepTime, sweepSpread time.Duration
+	sweepFloor             time.Duration
+	sweepLagP50            time.Duration
+	sweepLagP99            time.Duration
+	sweepLagMax            time.Duration
+	sweepCPU, sweepPeakCPU float64
+	sweepRequests          float64
+	queueWaitBound         float64
+	cpCPU                  float64
+	objectBytes            string
+}
+
+type tokenResult struct {
+	mode     string
+	conc     int
+	reqs     int
+	p50, p99 time.Duration
+	rps      float64
+}
+
+type unrelatedResult struct {
+	n                   int
+	rssDelta, heapDelta float64
+	requests            float64
+}
+
+type results struct {
+	label                  string
+	operatorArgs           []string
+	started, finished      time.Time
+	loadStart, loadEnd     string
+	cores, cost            int
+	hashTime               time.Duration
+	writeP50, writeAmort   time.Duration
+	crWrite, secretWrite   time.Duration
+	unrelated              unrelatedResult
+	scale                  []scaleResult
+	token                  []tokenResult
+	extAuthP50, extAuthP99 time.Duration
+}
+
+type row struct{ metric, n, value, note string }
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+func ms(d time.Duration) string   { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+func (r *results) rows() []row {
+	var rows []row
+	add := func(metric, n, value, note string) { rows = append(rows, row{metric, n, value, note}) }
+	add("bcrypt hash (one core)", "", ms(r.hashTime), fmt.Sprintf("cost %d", r.cost))
+	add("API write latency", "", ms(r.writeP50), fmt.Sprintf("ConfigMap create one at a time; amortized at concurrency 32: ConfigMap %s, custom resource %s, Secret %s (the last two make the floor)", ms(r.writeAmort), ms(r.crWrite), ms(r.secretWrite)))
+	for _, s := range r.scale {
+		n := fmt.Sprint(s.n)
+		floor := s.bcryptFloor + s.apiFloor
+		add("time to Ready (2N objects)", n, secs(s.readyTime), fmt.Sprintf("floor %s (bcrypt %s + API %s): actual/floor %.2f; created in %s; load %s",
+			secs(floor), secs(s.bcryptFloor), secs(s.apiFloor), s.readyTime.Seconds()/floor.Seconds(), secs(s.createTime), s.load))
+		add("operator CPU", n, fmt.Sprintf("%.1fs", s.cpu), fmt.Sprintf("peak %.2f cores; %.1f ms per object; control plane (etcd, apiserver, kcm) %.1fs in the same time, i.e. %.2f of %d cores busy with operator + control plane",
+			s.peakCPU, 1000*s.cpu/float64(2*s.n), s.cpCPU, (s.cpu+s.cpCPU)/s.readyTime.Seconds(), cores()))
+		add("operator API requests", n, fmt.Sprintf("%.0f", s.requests), fmt.Sprintf("%.1f per object: %s", s.requests/float64(2*s.n), s.requestsByVerb))
+		add("operator RSS", n, fmt.Sprintf("%.1f MiB", s.rss/1024), fmt.Sprintf("peak (VmHWM) %.1f MiB; growth %.2f KiB per object (heap in use %.2f KiB); JSON sizes: %s", s.hwm/1024, s.rssPerCR, s.heapPerCR, s.objectBytes))
+		if s.sweepTime > 0 {
+			add("rotation sweep (all 2N due at once)", n, secs(s.sweepTime), fmt.Sprintf("floor %s: actual/floor %.2f; spread of rotations %s; CPU %.1fs, peak %.2f cores; %.0f requests",
+				secs(s.sweepFloor), s.sweepTime.Seconds()/s.sweepFloor.Seconds(), secs(s.sweepSpread), s.sweepCPU, s.sweepPeakCPU, s.sweepRequests))
+			add("rotation wait after due", n, secs(s.sweepLagMax), fmt.Sprintf("p50 %s, p99 %s; longest workqueue wait %s", secs(s.sweepLagP50), secs(s.sweepLagP99), queueBound(s.queueWaitBound)))
+		}
+	}
+	if r.unrelated.n > 0 {
+		add(fmt.Sprintf("%d unrelated Secrets", r.unrelated.n), "", fmt.Sprintf("%+.0f KiB RSS", r.unrelated.rssDelta),
+			fmt.Sprintf("heap in use %+.0f KiB; %.0f operator API requests", r.unrelated.heapDelta, r.unrelated.requests))
+	}
+	for _, t := range r.token {
+		add(fmt.Sprintf("token issuance, %s cache", t.mode), fmt.Sprintf("c=%d", t.conc), "p99 "+ms(t.p99), fmt.Sprintf("p50 %s; %.0f tokens/s over %d requests", ms(t.p50), t.rps, t.reqs))
+	}
+	if r.extAuthP50 > 0 {
+		add("ext_auth login (one process)", "", "p50 "+ms(r.extAuthP50), "p99 "+ms(r.extAuthP99))
+	}
+	return rows
+}
+
+func (r *results) header() string {
+	var b strings.Builder
+	label := r.label
+	if label == "" {
+		label = "run"
+	}
+	fmt.Fprintf(&b, "## %s: %s\n\n", label, r.started.Format(time.RFC3339))
+	fmt.Fprintf(&b, "%d cores; load average %s at start, %s at end; bcrypt cost %d; operator flags: %q\n\n",
+		r.cores, r.loadStart, r.loadEnd, r.cost, strings.Join(r.operatorArgs, " "))
+	return b.String()
+}
+
+func (r *results) markdown() string {
+	var b strings.Builder
+	b.WriteString(r.header())
+	b.WriteString("| metric | N | value | notes |\n|---|---|---|---|\n")
+	for _, rw := range r.rows() {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", rw.metric, rw.n, rw.value, rw.note)
+	}
+	return b.String()
+}
+
+func (r *results) write(cfg config) error {
+	md := r.markdown()
+	fmt.Println()
+	fmt.Println(md)
+	suffix := ""
+	if cfg.label != "" {
+		suffix = "-" + cfg.label
+	}
+	if err := os.WriteFile(filepath.Join(cfg.outDir, "results"+suffix+".md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(cfg.outDir, "results"+suffix+".csv"))
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"metric", "n", "value", "notes"})
+	for _, rw := range r.rows() {
+		_ = w.Write([]string{rw.metric, rw.n, rw.value, rw.note})
+	}
+	w.Flush()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if len(r.scale) > 0 {
+		return os.WriteFile(filepath.Join(cfg.outDir, "time-to-ready"+suffix+".svg"), []byte(r.svg()), 0o644)
+	}
+	return nil
+}
+
+// svg plots time to Ready and the floor against N, by hand.
+func (r *results) svg() string {
+	const w, h, left, right, top, bottom = 640.0, 400.0, 70.0, 20.0, 40.0, 50.0
+	maxN, maxT := 1.0, 1.0
+	for _, s := range r.scale {
+		maxN = math.Max(maxN, float64(s.n))
+		maxT = math.Max(maxT, math.Max(s.readyTime.Seconds(), (s.bcryptFloor+s.apiFloor).Seconds()))
+	}
+	maxT *= 1.1
+	x := func(n float64) float64 { return left + (w-left-right)*n/maxN }
+	y := func(t float64) float64 { return h - bottom - (h-top-bottom)*t/maxT }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="%.0f" y="20" font-size="14">Time until all 2N push/pull secrets are Ready (%s)</text>`+"\n", left, r.label)
+	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, h-bottom, w-right, h-bottom)
+	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, top, left, h-bottom)
+	for i := 0; i <= 5; i++ {
+		t := maxT * float64(i) / 5
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%.0fs</text>`+"\n", left-6, y(t)+4, t)
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#ddd"/>`+"\n", left, y(t), w-right, y(t))
+	}
+	for _, s := range r.scale {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%d</text>`+"\n", x(float64(s.n)), h-bottom+16, s.n)
+	}
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">N (push + pull objects each)</text>`+"\n", (left+w-right)/2, h-12)
+	line := func(color string, val func(s scaleResult) float64, name string, ly float64) {
+		pts := []string{fmt.Sprintf("%.1f,%.1f", x(0), y(0))}
+		for _, s := range r.scale {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(float64(s.n)), y(val(s))))
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", color, strings.Join(pts, " "))
+		for _, s := range r.scale {
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"><title>N=%d: %.1fs</title></circle>`+"\n", x(float64(s.n)), y(val(s)), color, s.n, val(s))
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="%s">%s</text>`+"\n", left+10, ly, color, name)
+	}
+	line("#c0392b", func(s scaleResult) float64 { return s.readyTime.Seconds() }, "measured", top+10)
+	line("#2471a3", func(s scaleResult) float64 { return (s.bcryptFloor + s.apiFloor).Seconds() }, "floor (bcrypt CPU + API writes)", top+26)
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+// queueBound prints a workqueue_queue_duration_seconds bucket bound; the
+// last finite bucket of client-go's histogram is 10s.
+func queueBound(b float64) string {
+	if b >= 1e18 {
+		return "> 10s (beyond the histogram's last bucket)"
+	}
+	return fmt.Sprintf("<= %gs", b)
+}
