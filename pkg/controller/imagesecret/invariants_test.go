@@ -362,3 +362,27 @@ func TestInvariant2WhileRegistryNotReady(t *testing.T) {
 	}
 	f.assertSecretWorks("team", "ci")
 }
+
+// Invariant 2 against an edited Secret: a rotated-at annotation moved into
+// the future by someone who may write the Secret neither stretches the
+// grace period nor stops rotation; the Secret is restored.
+func TestInvariant2IgnoresFutureRotatedAt(t *testing.T) {
+	f := created(t, KindPush)
+	old := f.secret("team", "ci")
+	f.clock.Step(25 * time.Hour)
+	f.mustSync("team", "ci") // rotation 1: the old password is now previous
+	s := f.secret("team", "ci").DeepCopy()
+	s.Annotations[AnnotationRotatedAt] = "2099-01-01T00:00:00Z"
+	if _, err := f.kube.CoreV1().Secrets("team").Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(DefaultGracePeriod)
+	f.mustSync("team", "ci")
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+		t.Error("a future rotated-at kept the replaced password alive past its grace period")
+	}
+	if got := f.secret("team", "ci").Annotations[AnnotationRotatedAt]; got == "2099-01-01T00:00:00Z" {
+		t.Error("the forged rotated-at was kept")
+	}
+	f.assertSecretWorks("team", "ci")
+}

@@ -294,10 +294,14 @@ func jitter(uid types.UID, interval time.Duration) time.Duration {
 }
 
 // secretRotatedAt is when the Secret's current password became current in
-// the Secret, falling back to status.rotationDate.
-func secretRotatedAt(cr *imageSecret, secret *corev1.Secret) time.Time {
+// the Secret, falling back to status.rotationDate. The annotation is only
+// believed between the rotation's start and now: whoever may edit the Secret
+// must not be able to stretch the grace period (or stop rotation) by
+// writing a time in the future.
+func secretRotatedAt(cr *imageSecret, secret *corev1.Secret, now time.Time) time.Time {
 	if secret != nil {
-		if t, err := time.Parse(time.RFC3339Nano, secret.Annotations[AnnotationRotatedAt]); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, secret.Annotations[AnnotationRotatedAt]); err == nil && !t.After(now) &&
+			(cr.status.RotationDate == nil || !t.Before(cr.status.RotationDate.Time)) {
 			return t
 		}
 	}
@@ -308,7 +312,7 @@ func secretRotatedAt(cr *imageSecret, secret *corev1.Secret) time.Time {
 }
 
 func (c *Controller) graceEnd(cr *imageSecret, secret *corev1.Secret) time.Time {
-	return secretRotatedAt(cr, secret).Add(c.opts.GracePeriod)
+	return secretRotatedAt(cr, secret, c.clock.Now()).Add(c.opts.GracePeriod)
 }
 
 // nextWake is when the object needs its next timed sync: the end of the

@@ -134,7 +134,7 @@ func (c *Controller) upToDate(w *world, d decision) (bool, error) {
 // password stays current, else now.
 func (c *Controller) keptRotatedAt(w *world, d decision, now time.Time) time.Time {
 	if d.secretCurrent && (d.action == actionKeep || d.action == actionReplaceNext || d.action == actionDropPrevious) {
-		if t := secretRotatedAt(w.cr, w.secret); !t.IsZero() {
+		if t := secretRotatedAt(w.cr, w.secret, now); !t.IsZero() {
 			return t
 		}
 	}
