@@ -94,12 +94,24 @@ func run(ctx context.Context, o *options) error {
 	}
 	// Standbys are ready: they serve nothing but wait for the lease.
 	p.ready.Store(true)
-	var runErr error
-	err = runAsLeader(ctx, o, kubeClient, p, func(ctx context.Context) {
+	// A leader whose controllers fail gives the lease up (cancel releases
+	// it) and exits with the error, rather than holding it idle.
+	leCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	err = runAsLeader(leCtx, o, kubeClient, p, func(ctx context.Context) {
 		p.ready.Store(false)
-		runErr = runControllers(ctx, o, c, p)
+		if err := runControllers(ctx, o, c, p); err != nil {
+			runErr <- err
+			cancel()
+		}
 	})
-	return errors.Join(err, runErr)
+	select {
+	case e := <-runErr:
+		return errors.Join(err, e)
+	default:
+		return err
+	}
 }
 
 // runControllers starts the informers and controllers and blocks until ctx

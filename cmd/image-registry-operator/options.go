@@ -126,8 +126,8 @@ func (o *options) validate() error {
 	if o.rotationInterval < 10*time.Second {
 		errs = append(errs, fmt.Errorf("--rotation-interval=%s: must be at least 10s", o.rotationInterval))
 	}
-	if o.gracePeriod < 0 {
-		errs = append(errs, fmt.Errorf("--grace-period=%s: must not be negative", o.gracePeriod))
+	if o.gracePeriod <= 0 {
+		errs = append(errs, fmt.Errorf("--grace-period=%s: must be positive (clients that read the Secret just before a rotation need it)", o.gracePeriod))
 	}
 	if o.bcryptCost < bcrypt.MinCost || o.bcryptCost > bcrypt.MaxCost {
 		errs = append(errs, fmt.Errorf("--bcrypt-cost=%d: must be within %d..%d", o.bcryptCost, bcrypt.MinCost, bcrypt.MaxCost))

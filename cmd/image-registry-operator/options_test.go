@@ -69,6 +69,7 @@ func TestOptionsRejectBadFlags(t *testing.T) {
 	}{
 		{[]string{"--namespace=Not_A_Namespace"}, "--namespace"},
 		{[]string{"--rotation-interval=1s"}, "--rotation-interval"},
+		{[]string{"--grace-period=0s"}, "--grace-period"},
 		{[]string{"--bcrypt-cost=99"}, "--bcrypt-cost"},
 		{[]string{"--dns-zone=-bad-"}, "--dns-zone"},
 		{[]string{"--workers=0"}, "--workers"},
