@@ -39,7 +39,7 @@ test-unit: ## Unit tests with the race detector.
 tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, registry and crane (cached).
 	hack/build-tools.sh
 
-test-e2e: tools build ## e2e tests against a local etcd + kube-apiserver + kube-controller-manager.
+test-e2e: tools build images ## e2e tests against a local etcd + kube-apiserver + kube-controller-manager.
 	IRO_BIN_DIR=$(BIN_DIR) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/... 2>&1 | tee _output/e2e.log
 
 run: tools build ## Bring up a local control plane, the operator and the examples; Ctrl-C stops all.
