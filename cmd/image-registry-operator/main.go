@@ -25,6 +25,7 @@ import (
 
 	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 // resyncPeriod is only a safety net: rotation runs on workqueue timers.
@@ -85,6 +86,7 @@ func run(ctx context.Context, o *options) error {
 		return fmt.Errorf("the registry.mgoltzsche.github.com/v1alpha1 API is not served (are the CRDs from artifacts/crds applied?): %w", err)
 	}
 
+	metrics.Register()
 	p := &probes{leader: leaderelection.NewLeaderHealthzAdaptor(o.renewDeadline)}
 	if err := startServers(ctx, o, p); err != nil {
 		return err

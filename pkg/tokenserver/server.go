@@ -15,12 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/acl"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authconfig"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 // Authenticator checks a login (pkg/authn's Authenticator): ok with the
@@ -86,6 +88,9 @@ func New(o Options) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	// Token requests by outcome, and the authenticator's client-go metrics.
+	metrics.Register()
+	s.mux.Handle("/metrics", legacyregistry.Handler())
 	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if o.Ready != nil && !o.Ready() {
@@ -143,6 +148,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // wall time for the duration, whatever the token clock
 	al := &accessLog{}
 	defer func() {
+		metrics.TokenRequests.WithLabelValues(metrics.TokenOutcome(al.status)).Inc()
 		klog.InfoS("token request",
 			"remote", r.RemoteAddr,
 			"account", al.account,

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics/testutil"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/acl"
@@ -26,6 +27,7 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 const (
@@ -300,5 +302,39 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	if strings.Contains(out, "SECRET") || strings.Contains(out, resp.Token) || strings.Contains(out, strings.Split(resp.Token, ".")[2]) {
 		t.Errorf("secret in the log: %s", out)
+	}
+}
+
+// TestMetricsCountOutcomes: /metrics counts token requests by outcome.
+func TestMetricsCountOutcomes(t *testing.T) {
+	a := startAuthenticator(t, account("push", "team/app", 1, "push", "team", "push-pw", bcrypt.MinCost))
+	s := newTestServer(t, a)
+	counter := func(outcome string) float64 {
+		v, err := testutil.GetCounterMetricValue(metrics.TokenRequests.WithLabelValues(outcome))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	issued, denied, bad := counter(metrics.TokenIssued), counter(metrics.TokenDenied), counter(metrics.TokenBadRequest)
+	s.get("team/app/1", "push-pw", scopeParams("repository:team/web:pull"))
+	s.get("team/app/1", "wrong", scopeParams("repository:team/web:pull"))
+	s.get("team/app/1", "push-pw", url.Values{}) // no service
+	if got := counter(metrics.TokenIssued) - issued; got != 1 {
+		t.Errorf("issued +%v, want +1", got)
+	}
+	if got := counter(metrics.TokenDenied) - denied; got != 1 {
+		t.Errorf("denied +%v, want +1", got)
+	}
+	if got := counter(metrics.TokenBadRequest) - bad; got != 1 {
+		t.Errorf("bad_request +%v, want +1", got)
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `registry_auth_token_requests_total{outcome="issued"}`) {
+		t.Errorf("/metrics: %d\n%s", w.Code, w.Body)
+	}
+	if strings.Contains(w.Body.String(), "push-pw") {
+		t.Error("/metrics shows a password")
 	}
 }

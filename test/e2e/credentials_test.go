@@ -7,7 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	v1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
 )
 
 // published is one version of the hashes the operator published (in a CR
@@ -99,7 +103,11 @@ func firstPublished(versions []published, password string) int64 {
 // watches; resource versions of one etcd are revisions, hence ordered).
 func TestCredentialsRotateOnRealControlPlane(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator(t, "--grace-period=5s")
+	metricsPort, err := framework.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startOperator(t, "--grace-period=5s", fmt.Sprintf("--metrics-addr=127.0.0.1:%d", metricsPort))
 	e.startKubelet(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -200,6 +208,39 @@ func TestCredentialsRotateOnRealControlPlane(t *testing.T) {
 		})
 	}
 	t.Logf("observed %d push and %d pull Secret versions", len(h.secrets["app-image-push-secret"]), len(h.secrets["app-image-pull-secret"]))
+
+	// The operator's /metrics counts the rotations, beside client-go's
+	// workqueue and REST client metrics.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, kind := range []string{"push", "pull"} {
+		if n := metricValue(string(body), `image_registry_operator_rotations_total{cause="scheduled",kind="`+kind+`"}`); n < 3 {
+			t.Errorf("%s rotations in /metrics = %v, want at least 3", kind, n)
+		}
+	}
+	for _, name := range []string{"workqueue_depth{", "rest_client_requests_total{", "image_registry_operator_account_operations_total{"} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+// metricValue returns the value of the sample line that starts with series
+// in a Prometheus text exposition, or -1.
+func metricValue(exposition, series string) float64 {
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // checkSecret verifies the generated Secret's content against the CR status.

@@ -32,6 +32,7 @@ import (
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
 	registrylisters "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 const controllerAgentName = "imageregistry-controller"
@@ -263,6 +264,7 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "imageRegistry", klog.KRef(key.Namespace, key.Name))
 	if err := c.syncHandler(klog.NewContext(ctx, logger), key); err != nil {
 		c.queue.AddRateLimited(key)
+		metrics.SyncErrors.WithLabelValues("imageregistry").Inc()
 		logger.Error(err, "Sync failed, requeuing")
 		return true
 	}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 // accountName is "<type>.<namespace>.<name>": unique per kind and object,
@@ -205,6 +206,7 @@ func (c *Controller) sweep(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("deleting orphan account %s/%s: %w", a.Namespace, a.Name, err))
 			continue
 		}
+		metrics.AccountOperations.WithLabelValues(string(c.kind), "swept").Inc()
 		logger.Info("Deleted orphan account", "account", klog.KObj(a), "owner", klog.KRef(ns, name), "kind", c.kind)
 	}
 	return errors.Join(errs...)

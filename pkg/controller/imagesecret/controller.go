@@ -38,6 +38,7 @@ import (
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
 	listers "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 // Kind selects which of the two credential kinds a Controller serves. Its
@@ -359,6 +360,7 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 		return true
 	}
 	utilruntime.HandleErrorWithContext(ctx, err, "Error syncing; requeuing for later retry", "kind", c.kind, "objectReference", key)
+	metrics.SyncErrors.WithLabelValues("image" + string(c.kind) + "secret").Inc()
 	c.queue.AddRateLimited(key)
 	return true
 }

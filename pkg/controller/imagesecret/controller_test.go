@@ -17,8 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics/testutil"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 func TestFirstCreation(t *testing.T) {
@@ -500,5 +502,23 @@ func TestDeleteWithRegistryOutOfReach(t *testing.T) {
 	f.mustSync("team", "far")
 	if o := f.object("team", "far"); o != nil {
 		t.Errorf("object kept its finalizer: %v", o.meta.Finalizers)
+	}
+}
+
+// TestRotationCountedInMetrics: a scheduled rotation shows in
+// image_registry_operator_rotations_total.
+func TestRotationCountedInMetrics(t *testing.T) {
+	metrics.Register() // unregistered component-base metrics count nothing
+	f := created(t, KindPull)
+	counter := metrics.Rotations.WithLabelValues(string(KindPull), "scheduled")
+	before, err := testutil.GetCounterMetricValue(counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(25 * time.Hour)
+	f.mustSync("team", "ci")
+	after, _ := testutil.GetCounterMetricValue(counter)
+	if after-before != 1 {
+		t.Errorf("rotations counter +%v, want +1", after-before)
 	}
 }

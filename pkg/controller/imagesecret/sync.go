@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 // world is what one sync looks at.
@@ -174,6 +175,7 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 		if _, err := accounts.Create(ctx, desiredAccount, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating account %s for %s %s: %w", klog.KObj(desiredAccount), c.kind, ref, err)
 		}
+		metrics.AccountOperations.WithLabelValues(string(c.kind), "created").Inc()
 	case !c.accountOwnedBy(w.account, w.cr):
 		return c.notReady(ctx, w.cr, AccountConflict, fmt.Sprintf("ImageRegistryAccount %s/%s exists and belongs to someone else", w.account.Namespace, w.account.Name))
 	case !accountUpToDate(w.account, desiredAccount):
@@ -217,8 +219,14 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 
 	switch d.action {
 	case actionRotate:
+		cause := "scheduled"
+		if d.manual {
+			cause = "requested"
+		}
+		metrics.Rotations.WithLabelValues(string(c.kind), cause).Inc()
 		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, Rotated, "Rotated the password to rotation %d", w.cr.status.Rotation)
 	case actionReset:
+		metrics.Rotations.WithLabelValues(string(c.kind), "reset").Inc()
 		c.recorder.Eventf(w.cr.obj, corev1.EventTypeWarning, PasswordsReset, "The current password could not be recovered from Secret %s; issued new passwords (rotation %d)", desired.Name, w.cr.status.Rotation)
 	case actionDropPrevious:
 		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, PreviousPasswordRevoked, "The grace period of the password of rotation %d ended", w.cr.status.Rotation-1)
@@ -344,6 +352,7 @@ func (c *Controller) finalize(ctx context.Context, cr *imageSecret) error {
 			return fmt.Errorf("revoking credentials of %s %s: %w", c.kind, klog.KObj(cr.meta), err)
 		}
 		if deleted {
+			metrics.AccountOperations.WithLabelValues(string(c.kind), "revoked").Inc()
 			c.recorder.Eventf(cr.obj, corev1.EventTypeNormal, AccountDeleted, "Deleted ImageRegistryAccount %s/%s", ns, accountName(c.kind, cr.meta.Namespace, cr.meta.Name))
 		}
 	}
