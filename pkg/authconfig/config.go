@@ -141,3 +141,34 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ParseForDockerAuth decodes a configuration that upstream docker_auth will
+// read: it may hold sections only docker_auth knows (ldap_auth,
+// google_auth, users, ...), which are left alone. What both servers rely on
+// is still checked strictly: the ACL's entries and match keys (an unknown
+// match key is how an ACL once granted everything) and the server and token
+// settings.
+func ParseForDockerAuth(data []byte) (*Config, error) {
+	var c Config
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("invalid auth config: %w", err)
+	}
+	var sections map[string]any
+	if err := yaml.Unmarshal(data, &sections); err != nil {
+		return nil, fmt.Errorf("invalid auth config: %w", err)
+	}
+	if rawACL, ok := sections["acl"]; ok {
+		aclYAML, err := yaml.Marshal(rawACL)
+		if err != nil {
+			return nil, fmt.Errorf("invalid acl: %w", err)
+		}
+		var entries []ACLEntry
+		if err := yaml.UnmarshalStrict(aclYAML, &entries); err != nil {
+			return nil, fmt.Errorf("invalid acl: %w", err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}

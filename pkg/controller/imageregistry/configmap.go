@@ -146,7 +146,13 @@ func (c *Controller) readUserAuthConfig(reg *v1alpha1.ImageRegistry, st *syncSta
 	if !ok {
 		return badInput(ReasonInvalidAuthConfig, "auth ConfigMap %s/%s has no key %s", reg.Namespace, name, authConfigKey)
 	}
-	cfg, err := authconfig.Parse([]byte(data))
+	// docker_auth's other authenticators (LDAP, OIDC, ...) are why a user
+	// picks it: its config may hold sections the builtin server rejects.
+	parse := authconfig.Parse
+	if reg.Spec.Auth.Server == v1alpha1.AuthServerDockerAuth {
+		parse = authconfig.ParseForDockerAuth
+	}
+	cfg, err := parse([]byte(data))
 	if err != nil {
 		return badInput(ReasonInvalidAuthConfig, "auth ConfigMap %s/%s: %v", reg.Namespace, name, err)
 	}

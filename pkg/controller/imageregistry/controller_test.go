@@ -662,21 +662,30 @@ acl:
 - match: {labels: {type: push}}
   actions: [push, pull]
 `
+	withLDAP := valid + "ldap_auth: {addr: \"ldap.example.org:636\", tls: always}\n"
 	tests := []struct {
 		name   string
+		server v1alpha1.AuthServer
 		data   map[string]string
 		reason string
 	}{
-		{"valid", map[string]string{"auth_config.yml": valid}, ""},
-		{"unknown match key (DESIGN.md 8)", map[string]string{"auth_config.yml": strings.Replace(valid, "labels: {type: push}", "origin: cr", 1)}, ReasonInvalidAuthConfig},
-		{"missing key", map[string]string{"other.yml": valid}, ReasonInvalidAuthConfig},
-		{"token key elsewhere", map[string]string{"auth_config.yml": strings.Replace(valid, "/etc/registry-token/tls.crt", "/certs/token.crt", 1)}, ReasonInvalidAuthConfig},
-		{"not found", nil, ReasonAuthConfigNotFound},
+		{"valid", "", map[string]string{"auth_config.yml": valid}, ""},
+		// docker_auth's own authenticators are why a user picks it.
+		{"docker_auth with ldap_auth", v1alpha1.AuthServerDockerAuth, map[string]string{"auth_config.yml": withLDAP}, ""},
+		{"builtin with ldap_auth", "", map[string]string{"auth_config.yml": withLDAP}, ReasonInvalidAuthConfig},
+		{"docker_auth with unknown match key", v1alpha1.AuthServerDockerAuth, map[string]string{"auth_config.yml": strings.Replace(withLDAP, "labels: {type: push}", "origin: cr", 1)}, ReasonInvalidAuthConfig},
+		{"unknown match key (DESIGN.md 8)", "", map[string]string{"auth_config.yml": strings.Replace(valid, "labels: {type: push}", "origin: cr", 1)}, ReasonInvalidAuthConfig},
+		{"missing key", "", map[string]string{"other.yml": valid}, ReasonInvalidAuthConfig},
+		{"token key elsewhere", "", map[string]string{"auth_config.yml": strings.Replace(valid, "/etc/registry-token/tls.crt", "/certs/token.crt", 1)}, ReasonInvalidAuthConfig},
+		{"not found", "", nil, ReasonAuthConfigNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := newRegistry("team-a", "reg")
 			reg.Spec.Auth.ConfigMapName = "my-auth"
+			if tc.server != "" {
+				reg.Spec.Auth.Server = tc.server
+			}
 			var objs []runtime.Object
 			if tc.data != nil {
 				objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "my-auth"}, Data: tc.data})
