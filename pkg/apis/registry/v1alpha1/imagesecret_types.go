@@ -127,7 +127,7 @@ type ImageSecretStatus struct {
 	// Rotation counts password rotations; the username of the current
 	// password is <namespace>/<name>/<rotation>.
 	// +optional
-	Rotation int64 `json:"rotation,omitempty"`
+	Rotation int64 `json:"rotation"`
 	// RotationDate is when the current rotation began.
 	// +optional
 	RotationDate *metav1.Time `json:"rotationDate,omitempty"`
