@@ -4,81 +4,53 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
 )
 
 // clockTicks is USER_HZ, 100 on every Linux the bench runs on.
 const clockTicks = 100
 
-// operatorProc is an operator process the bench started.
+// operatorProc is an operator process the bench started, with its
+// metrics endpoint.
 type operatorProc struct {
-	cmd        *exec.Cmd
+	*framework.Operator
 	metricsURL string
-	done       chan struct{}
 }
 
-func startOperator(ctx context.Context, bin, kubeconfig, logPath string, metricsPort int, args []string) (*operatorProc, error) {
-	full := append([]string{
-		"--kubeconfig=" + kubeconfig,
-		"--health-addr=",
-		fmt.Sprintf("--metrics-addr=127.0.0.1:%d", metricsPort),
-		"--v=1",
-	}, args...)
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return nil, err
-	}
-	logFile, err := os.Create(logPath)
+func startOperator(ctx context.Context, cp *framework.ControlPlane, logPath string, metricsPort int, args []string) (*operatorProc, error) {
+	full := append([]string{fmt.Sprintf("--metrics-addr=127.0.0.1:%d", metricsPort), "--v=1"}, args...)
+	op, err := cp.StartOperatorLogging(logPath, full...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, full...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	p := &operatorProc{cmd: cmd, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
+	p := &operatorProc{Operator: op, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
 	// Wait for /metrics to answer (the operator is up and past discovery).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := scrape(ctx, p.metricsURL); err == nil {
 			return p, nil
 		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("operator exited at start; see %s", logPath)
-		case <-time.After(200 * time.Millisecond):
+		if exited, err := op.Exited(); exited {
+			return nil, fmt.Errorf("operator exited at start (see %s): %w", logPath, err)
 		}
 		if time.Now().After(deadline) {
-			p.stop()
+			_ = op.Stop()
 			return nil, fmt.Errorf("operator /metrics not up within 60s; see %s", logPath)
 		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func (p *operatorProc) pid() int { return p.cmd.Process.Pid }
+func (p *operatorProc) pid() int { return p.PID() }
 
-func (p *operatorProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *operatorProc) stop() { _ = p.Stop() }
 
 // cpuSeconds is utime+stime of pid.
 func cpuSeconds(pid int) float64 {
@@ -165,45 +137,11 @@ func (s *cpuSampler) finish() float64 {
 	return s.peak
 }
 
-// metrics is one scrape of a Prometheus text endpoint: series (name with
-// labels, as printed) to value.
-type metrics map[string]float64
+// metrics is one scrape of the operator's /metrics.
+type metrics = framework.Metrics
 
 func scrape(ctx context.Context, url string) (metrics, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	m := metrics{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[line[:i]] = v
-	}
-	return m, nil
+	return framework.ScrapeMetrics(ctx, url)
 }
 
 // label returns the value of key in a series name such as

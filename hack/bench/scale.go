@@ -64,6 +64,7 @@ func run(ctx context.Context, cfg config, root string) (*results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control plane: %w", err)
 	}
+	cp.OperatorBinary = cfg.operatorBin
 	defer func() {
 		logf("stopping the control plane")
 		_ = cp.Stop()
@@ -233,7 +234,7 @@ func (b *bench) unrelatedSecrets(ctx context.Context, res *results) error {
 	if err != nil {
 		return err
 	}
-	op, err := startOperator(ctx, b.cfg.operatorBin, b.cp.Kubeconfig, filepath.Join(b.cfg.outDir, "logs", "operator-unrelated.log"), port,
+	op, err := startOperator(ctx, b.cp, filepath.Join(b.cfg.outDir, "logs", "operator-unrelated.log"), port,
 		append([]string{"--operator-namespace=bench-floor"}, b.cfg.operatorArgs...))
 	if err != nil {
 		return err
@@ -356,7 +357,7 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 	if err != nil {
 		return nil, err
 	}
-	op, err := startOperator(ctx, b.cfg.operatorBin, b.cp.Kubeconfig, filepath.Join(b.cfg.outDir, "logs", fmt.Sprintf("operator-%d.log", n)), port,
+	op, err := startOperator(ctx, b.cp, filepath.Join(b.cfg.outDir, "logs", fmt.Sprintf("operator-%d.log", n)), port,
 		append([]string{"--namespace=" + ns, "--operator-namespace=" + ns}, b.cfg.operatorArgs...))
 	if err != nil {
 		return nil, err

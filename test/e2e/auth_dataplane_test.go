@@ -31,7 +31,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +45,9 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
+	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
 	"github.com/image-registry-operator/image-registry-operator/pkg/tokenserver"
+	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
 )
 
 const (
@@ -55,17 +56,19 @@ const (
 	authIssuer  = "registry-auth.registry"
 )
 
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
 // dataPlaneTools returns the registry and crane binaries, building them with
 // hack/build-tools.sh when they are missing.
 func dataPlaneTools(t *testing.T) (registry, crane string) {
-	root := repoRoot(t)
-	registry = filepath.Join(root, "_output", "bin", "registry")
-	crane = filepath.Join(root, "_output", "bin", "crane")
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir, err := framework.DefaultBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry = filepath.Join(binDir, "registry")
+	crane = filepath.Join(binDir, "crane")
 	if fileExists(registry) && fileExists(crane) {
 		return registry, crane
 	}
@@ -101,36 +104,25 @@ func writePEM(t *testing.T, file, typ string, der []byte) {
 // pins our kid to what the registry computes.
 func testPKI(t *testing.T, dir string) (caFile, certFile, keyFile, signCertFile, signKeyFile string) {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	// The CA and serving certificate come from pkg/pki, as the operator's do.
+	opts := pki.CertOptions{CommonName: "test CA", Validity: 24 * time.Hour, Now: time.Now()}
+	ca, err := pki.NewCA(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	caFile = filepath.Join(dir, "ca.crt")
-	writePEM(t, caFile, "CERTIFICATE", caDER)
-
-	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, srvKey.Public(), caKey)
+	opts.CommonName, opts.DNSNames, opts.IPAddresses = "localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}
+	srv, err := pki.NewServingCert(ca, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writePEM(t, certFile, "CERTIFICATE", srvDER)
-	srvKeyDER, _ := x509.MarshalECPrivateKey(srvKey)
-	writePEM(t, keyFile, "EC PRIVATE KEY", srvKeyDER)
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	for file, data := range map[string][]byte{caFile: ca.CertPEM, certFile: srv.CertPEM, keyFile: srv.KeyPEM} {
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 
+	// The signing key is chosen by hand (see above), so its certificate is too.
 	var signKey *ecdsa.PrivateKey
 	for {
 		signKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -156,12 +148,11 @@ func testPKI(t *testing.T, dir string) (caFile, certFile, keyFile, signCertFile,
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := framework.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func rotatingAccount(t *testing.T, name, username string, rotation int64, typ, namespace, password string) *registryv1alpha1.ImageRegistryAccount {

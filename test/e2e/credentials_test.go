@@ -7,10 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,36 +208,20 @@ func TestCredentialsRotateOnRealControlPlane(t *testing.T) {
 
 	// The operator's /metrics counts the rotations, beside client-go's
 	// workqueue and REST client metrics.
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	m, err := framework.ScrapeMetrics(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, kind := range []string{"push", "pull"} {
-		if n := metricValue(string(body), `image_registry_operator_rotations_total{cause="scheduled",kind="`+kind+`"}`); n < 3 {
+		if n, _ := m.Get(`image_registry_operator_rotations_total{cause="scheduled",kind="` + kind + `"}`); n < 3 {
 			t.Errorf("%s rotations in /metrics = %v, want at least 3", kind, n)
 		}
 	}
-	for _, name := range []string{"workqueue_depth{", "rest_client_requests_total{", "image_registry_operator_account_operations_total{"} {
-		if !strings.Contains(string(body), name) {
+	for _, name := range []string{"workqueue_depth", "rest_client_requests_total", "image_registry_operator_account_operations_total"} {
+		if !m.HasMetric(name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
-}
-
-// metricValue returns the value of the sample line that starts with series
-// in a Prometheus text exposition, or -1.
-func metricValue(exposition, series string) float64 {
-	for _, line := range strings.Split(exposition, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
-		}
-	}
-	return -1
 }
 
 // checkSecret verifies the generated Secret's content against the CR status.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -96,29 +95,12 @@ func (c *Controller) accountOwnedBy(a *v1alpha1.ImageRegistryAccount, cr *imageS
 }
 
 func accountUpToDate(existing, desired *v1alpha1.ImageRegistryAccount) bool {
-	for k, v := range desired.Labels {
-		if existing.Labels[k] != v {
-			return false
-		}
-	}
-	for k, v := range desired.Annotations {
-		if existing.Annotations[k] != v {
-			return false
-		}
-	}
-	return equality.Semantic.DeepEqual(existing.Spec, desired.Spec)
+	return hasMetadata(existing, desired) && equality.Semantic.DeepEqual(existing.Spec, desired.Spec)
 }
 
 func mergeAccount(existing, desired *v1alpha1.ImageRegistryAccount) *v1alpha1.ImageRegistryAccount {
 	a := existing.DeepCopy()
-	if a.Labels == nil {
-		a.Labels = map[string]string{}
-	}
-	maps.Copy(a.Labels, desired.Labels)
-	if a.Annotations == nil {
-		a.Annotations = map[string]string{}
-	}
-	maps.Copy(a.Annotations, desired.Annotations)
+	mergeMetadata(a, desired)
 	a.Spec = desired.Spec
 	return a
 }

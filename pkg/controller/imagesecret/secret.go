@@ -95,17 +95,7 @@ func secretUpToDate(existing, desired *corev1.Secret) bool {
 	if existing.Type != desired.Type || !maps.EqualFunc(existing.Data, desired.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
 		return false
 	}
-	for k, v := range desired.Labels {
-		if existing.Labels[k] != v {
-			return false
-		}
-	}
-	for k, v := range desired.Annotations {
-		if existing.Annotations[k] != v {
-			return false
-		}
-	}
-	return true
+	return hasMetadata(existing, desired)
 }
 
 // mergeSecret returns a copy of existing with the desired content; labels,
@@ -115,13 +105,6 @@ func mergeSecret(existing, desired *corev1.Secret) *corev1.Secret {
 	s.Type = desired.Type
 	s.Data = desired.Data
 	s.StringData = nil
-	if s.Labels == nil {
-		s.Labels = map[string]string{}
-	}
-	maps.Copy(s.Labels, desired.Labels)
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
-	}
-	maps.Copy(s.Annotations, desired.Annotations)
+	mergeMetadata(s, desired)
 	return s
 }

@@ -62,6 +62,9 @@ type ControlPlane struct {
 	Client kubernetes.Interface
 	// BinDir is where the binaries were taken from.
 	BinDir string
+	// OperatorBinary overrides <BinDir>/image-registry-operator for
+	// StartOperator, e.g. to measure an older build.
+	OperatorBinary string
 	// LogDir holds one log per component, unless Options.Out was given.
 	LogDir string
 	// EtcdURL and APIServerURL are the components' client endpoints.

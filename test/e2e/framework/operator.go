@@ -25,15 +25,23 @@ type Operator struct {
 // flags. Its output goes to a log file under the control plane's Dir, named
 // after name.
 func (cp *ControlPlane) StartOperator(name string, args ...string) (*Operator, error) {
-	bin := filepath.Join(cp.BinDir, OperatorBinary)
-	if err := checkBinaries(cp.BinDir, OperatorBinary); err != nil {
+	return cp.StartOperatorLogging(filepath.Join(cp.Dir, "logs", name+".log"), args...)
+}
+
+// StartOperatorLogging is StartOperator with the log file chosen by the
+// caller (appended to). Health and metrics endpoints are off unless args
+// turn them on.
+func (cp *ControlPlane) StartOperatorLogging(logFile string, args ...string) (*Operator, error) {
+	bin := cp.OperatorBinary
+	if bin == "" {
+		bin = filepath.Join(cp.BinDir, OperatorBinary)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%w: %v (make build puts it there)", ErrBinariesMissing, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
 		return nil, err
 	}
-	logDir := filepath.Join(cp.Dir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return nil, err
-	}
-	logFile := filepath.Join(logDir, name+".log")
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -42,12 +50,15 @@ func (cp *ControlPlane) StartOperator(name string, args ...string) (*Operator, e
 		"--kubeconfig=" + cp.Kubeconfig,
 		"--health-addr=", "--metrics-addr=",
 	}, args...)
-	p, err := startProcess(name, bin, full, f, f.Close)
+	p, err := startProcess(filepath.Base(logFile), bin, full, f, f.Close)
 	if err != nil {
 		return nil, err
 	}
 	return &Operator{LogFile: logFile, proc: p}, nil
 }
+
+// PID is the operator's process id, for readings from /proc.
+func (o *Operator) PID() int { return o.proc.cmd.Process.Pid }
 
 // Stop ends the operator with SIGTERM (SIGKILL after 5s).
 func (o *Operator) Stop() error {
