@@ -129,18 +129,12 @@ const (
 	// AccountConflict: an ImageRegistryAccount with the target name exists
 	// and belongs to someone else.
 	AccountConflict = "AccountConflict"
-	// Rotated: the password rotated (on schedule or on request).
-	Rotated = "Rotated"
 	// PasswordsReset: the current password could not be recovered from the
 	// Secret (deleted or edited), so fresh passwords were issued.
 	PasswordsReset = "PasswordsReset"
 	// SecretRestored: the Secret was missing parts or had been edited and was
 	// written back.
 	SecretRestored = "SecretRestored"
-	// SecretCreated: the Secret was created.
-	SecretCreated = "SecretCreated"
-	// PreviousPasswordRevoked: the grace period of the previous password ended.
-	PreviousPasswordRevoked = "PreviousPasswordRevoked"
 	// AccountDeleted: the account of a deleted object, or an orphan, was removed.
 	AccountDeleted = "AccountDeleted"
 )
@@ -181,6 +175,9 @@ type Controller struct {
 	randRead    io.Reader
 	syncHandler func(ctx context.Context, key cache.ObjectName) error
 	verifier    *verifier
+	// written lets syncs skip live reads when the cache holds their own
+	// last writes (freshness.go).
+	written *lastWrites
 }
 
 // NewController returns a controller for opts.Kind. Of pushInformer and
@@ -274,6 +271,7 @@ func newController(
 		clock:    opts.Clock,
 		randRead: rand.Reader,
 		verifier: newVerifier(),
+		written:  newLastWrites(),
 	}
 	c.syncHandler = c.sync
 

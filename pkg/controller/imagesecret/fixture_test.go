@@ -8,11 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -59,8 +62,9 @@ type fixture struct {
 	informers     informers.SharedInformerFactory
 
 	mu         sync.Mutex
-	writes     int // API writes so far (create, update, delete, patch)
-	failAt     int // the write with this number fails; 0: none
+	writes     int   // API writes so far (create, update, delete, patch)
+	failAt     int   // the write with this number fails; 0: none
+	rv         int64 // the last resourceVersion handed out
 	violations []string
 	secretPuts int      // Secret writes checked against invariant 1
 	log        []string // actions of both clients in the order they happened
@@ -99,8 +103,16 @@ func newFixture(t *testing.T, kind Kind, objects ...runtime.Object) *fixture {
 			registryObjects = append(registryObjects, o)
 		}
 	}
+	for i, o := range objects {
+		m, err := meta.Accessor(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SetResourceVersion(strconv.Itoa(i + 1))
+	}
 	f := &fixture{
 		t:    t,
+		rv:   int64(len(objects)),
 		kind: kind,
 		kube: k8sfake.NewClientset(kubeObjects...),
 		// NewClientset needs OpenAPI models this API does not generate.
@@ -122,6 +134,9 @@ func newFixture(t *testing.T, kind Kind, objects ...runtime.Object) *fixture {
 	c.randRead = rand.Reader
 	f.c = c
 	t.Cleanup(c.queue.ShutDown)
+
+	f.kube.PrependReactor("*", "*", f.apiServer(f.kube.Tracker()))
+	f.client.PrependReactor("*", "*", f.apiServer(f.client.Tracker()))
 
 	// Invariant 1 is checked on every Secret write of every test: the
 	// passwords written must verify against what the status and the account
@@ -184,6 +199,77 @@ func newFixture(t *testing.T, kind Kind, objects ...runtime.Object) *fixture {
 		}
 	})
 	return f
+}
+
+// apiServer makes a fake client's creates and updates behave like the API
+// server's where the controller relies on it: every write gets a new
+// resourceVersion, and an update carrying a resourceVersion other than the
+// stored one fails with Conflict. (The trackers alone keep versions to
+// themselves and accept any update.)
+func (f *fixture) apiServer(tracker core.ObjectTracker) core.ReactionFunc {
+	return func(action core.Action) (bool, runtime.Object, error) {
+		gvr, ns := action.GetResource(), action.GetNamespace()
+		// Create and update actions have the same method set: tell them
+		// apart by verb.
+		a, ok := action.(core.CreateAction)
+		if !ok {
+			return false, nil, nil
+		}
+		switch action.GetVerb() {
+		case "create":
+			obj := a.GetObject().DeepCopyObject()
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				return true, nil, err
+			}
+			m.SetResourceVersion(f.nextRV())
+			if err := tracker.Create(gvr, obj, ns); err != nil {
+				return true, nil, err
+			}
+			return true, obj.DeepCopyObject(), nil
+		case "update":
+			obj := a.GetObject().DeepCopyObject()
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				return true, nil, err
+			}
+			stored, err := tracker.Get(gvr, ns, m.GetName())
+			if err != nil {
+				return true, nil, err
+			}
+			sm, err := meta.Accessor(stored)
+			if err != nil {
+				return true, nil, err
+			}
+			if rv := m.GetResourceVersion(); rv != "" && rv != sm.GetResourceVersion() {
+				return true, nil, apierrors.NewConflict(gvr.GroupResource(), m.GetName(),
+					fmt.Errorf("resourceVersion %s, stored %s", rv, sm.GetResourceVersion()))
+			}
+			m.SetResourceVersion(f.nextRV())
+			if err := tracker.Update(gvr, obj, ns); err != nil {
+				return true, nil, err
+			}
+			return true, obj.DeepCopyObject(), nil
+		}
+		return false, nil, nil
+	}
+}
+
+func (f *fixture) nextRV() string {
+	return strconv.FormatInt(atomic.AddInt64(&f.rv, 1), 10)
+}
+
+// edit stores obj as someone else's write would: with a new resourceVersion.
+func (f *fixture) edit(tracker core.ObjectTracker, gvr schema.GroupVersionResource, obj runtime.Object, ns string) {
+	f.t.Helper()
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	m.SetResourceVersion(f.nextRV())
+	if err := tracker.Update(gvr, obj, ns); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 // secretPublished explains why a Secret about to be written carries a
@@ -480,9 +566,7 @@ func (f *fixture) updateObject(ns, name string, mutate func(*imageSecret)) {
 	f.t.Helper()
 	cr := f.object(ns, name)
 	mutate(cr)
-	if err := f.client.Tracker().Update(f.gvr(), cr.obj, ns); err != nil {
-		f.t.Fatal(err)
-	}
+	f.edit(f.client.Tracker(), f.gvr(), cr.obj, ns)
 }
 
 // assertSecretWorks checks that the Secret's current password and next

@@ -19,8 +19,9 @@ package imagesecret
 //
 // A write that fails stops the sync, so a later step never runs without the
 // earlier ones. Writes are decided from live reads of the object, Secret and
-// account, never from the informer cache alone, so a stale cache cannot
-// publish over newer state or write a Secret from an outdated view.
+// account, or from the informer cache only where it provably holds this
+// process's own last writes (freshness.go), so a stale cache cannot publish
+// over newer state or write a Secret from an outdated view.
 //
 // The transitions (decide) and why each is safe if the process stops after
 // any write:

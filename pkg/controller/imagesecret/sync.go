@@ -38,12 +38,14 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	cr, err := c.objects.get(key.Namespace, key.Name)
 	if apierrors.IsNotFound(err) {
 		logger.V(4).Info("Object no longer exists")
+		c.written.forget(key)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if cr.meta.DeletionTimestamp != nil {
+		c.written.forget(key)
 		return c.finalize(ctx, cr)
 	}
 	// The finalizer goes on before any account exists, so that no account
@@ -58,6 +60,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	}
 	reg, ref, reason, msg := c.resolveRegistry(cr)
 	if reason != "" {
+		c.written.forget(key)
 		return c.notReady(ctx, cr, reason, msg)
 	}
 
@@ -85,7 +88,29 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		}
 	}
 
-	// Something must be written: decide again from live objects.
+	// Something must be written. Decide again from live objects unless the
+	// cache provably holds the latest state (freshness.go) or the object is
+	// new: initialize publishes with a resourceVersion precondition and then
+	// only creates, so a stale cache makes it fail, never overwrite.
+	fresh := cacheUnknown
+	rec, ok := c.written.get(key)
+	if ok {
+		fresh = rec.classify(w)
+	}
+	switch {
+	case fresh == cacheCurrent, !ok && d.action == actionInitialize:
+		err := c.apply(ctx, key, w, d, now)
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		// Something the cache did not show yet (or, for Secrets without
+		// the managed-by label, never shows). Whatever was written so far
+		// is a state the protocol resumes from, as after a crash.
+		logger.V(4).Info("Cache was stale; deciding again from live reads", "err", err)
+	case fresh == cacheBehind:
+		logger.V(4).Info("Cache behind our own writes; waiting for their events")
+		return nil
+	}
 	if w.cr, err = c.objects.getLive(ctx, key.Namespace, key.Name); apierrors.IsNotFound(err) {
 		return nil
 	} else if err != nil {
@@ -147,6 +172,10 @@ func (c *Controller) keptRotatedAt(w *world, d decision, now time.Time) time.Tim
 func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, d decision, now time.Time) error {
 	logger := klog.FromContext(ctx)
 	ref := klog.KObj(w.cr.meta)
+	// The record of the previous apply no longer holds once this one
+	// writes; a new one is kept only if every step succeeds.
+	c.written.forget(key)
+	rec := writeRecord{cr: w.cr.meta.ResourceVersion, secret: secretVersion(w.secret), account: accountVersion(w.account)}
 
 	// 1. Publish the hashes in the status.
 	st := w.cr.status.DeepCopy()
@@ -164,6 +193,7 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 			return fmt.Errorf("publishing status of %s %s: %w", c.kind, ref, err)
 		}
 		w.cr = updated
+		rec.cr = updated.meta.ResourceVersion
 		logger.V(2).Info("Published status", "action", d.action, "rotation", st.Rotation, "hashes", len(st.Passwords))
 	}
 
@@ -172,16 +202,20 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 	desiredAccount := c.desiredAccount(w.cr, w.ref.Namespace)
 	switch {
 	case w.account == nil:
-		if _, err := accounts.Create(ctx, desiredAccount, metav1.CreateOptions{}); err != nil {
+		created, err := accounts.Create(ctx, desiredAccount, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("creating account %s for %s %s: %w", klog.KObj(desiredAccount), c.kind, ref, err)
 		}
+		rec.account = created.ResourceVersion
 		metrics.AccountOperations.WithLabelValues(string(c.kind), "created").Inc()
 	case !c.accountOwnedBy(w.account, w.cr):
 		return c.notReady(ctx, w.cr, AccountConflict, fmt.Sprintf("ImageRegistryAccount %s/%s exists and belongs to someone else", w.account.Namespace, w.account.Name))
 	case !accountUpToDate(w.account, desiredAccount):
-		if _, err := accounts.Update(ctx, mergeAccount(w.account, desiredAccount), metav1.UpdateOptions{}); err != nil {
+		updated, err := accounts.Update(ctx, mergeAccount(w.account, desiredAccount), metav1.UpdateOptions{})
+		if err != nil {
 			return fmt.Errorf("updating account %s for %s %s: %w", klog.KObj(desiredAccount), c.kind, ref, err)
 		}
+		rec.account = updated.ResourceVersion
 	}
 
 	// 3. Only now may the plaintexts reach the Secret.
@@ -192,10 +226,11 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 	secrets := c.kubeClient.CoreV1().Secrets(w.cr.meta.Namespace)
 	switch {
 	case w.secret == nil:
-		if _, err := secrets.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
+		created, err := secrets.Create(ctx, desired, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("creating Secret %s: %w", klog.KObj(desired), err)
 		}
-		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, SecretCreated, "Created Secret %s", desired.Name)
+		rec.secret = created.ResourceVersion
 	case !controlledBy(w.secret, w.cr):
 		return c.notReady(ctx, w.cr, SecretConflict, fmt.Sprintf("Secret %s exists and is not controlled by this object", desired.Name))
 	case w.secret.Type != desired.Type:
@@ -204,19 +239,27 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 		if err := secrets.Delete(ctx, desired.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("replacing Secret %s of the wrong type: %w", klog.KObj(desired), err)
 		}
-		if _, err := secrets.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
+		created, err := secrets.Create(ctx, desired, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("creating Secret %s: %w", klog.KObj(desired), err)
 		}
+		rec.secret = created.ResourceVersion
 		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, SecretRestored, "Recreated Secret %s with type %s", desired.Name, desired.Type)
 	case !secretUpToDate(w.secret, desired):
-		if _, err := secrets.Update(ctx, mergeSecret(w.secret, desired), metav1.UpdateOptions{}); err != nil {
+		updated, err := secrets.Update(ctx, mergeSecret(w.secret, desired), metav1.UpdateOptions{})
+		if err != nil {
 			return fmt.Errorf("updating Secret %s: %w", klog.KObj(desired), err)
 		}
+		rec.secret = updated.ResourceVersion
 		if d.action == actionKeep || d.action == actionReplaceNext {
 			c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, SecretRestored, "Restored Secret %s", desired.Name)
 		}
 	}
 
+	// Routine transitions (first issue, scheduled rotation, end of a grace
+	// period) are in the status, the metrics and the log, not in events:
+	// an event is one more API write per object and rotation, which at
+	// thousands of objects costs more than the rotation itself.
 	switch d.action {
 	case actionRotate:
 		cause := "scheduled"
@@ -224,12 +267,12 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 			cause = "requested"
 		}
 		metrics.Rotations.WithLabelValues(string(c.kind), cause).Inc()
-		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, Rotated, "Rotated the password to rotation %d", w.cr.status.Rotation)
+		logger.V(2).Info("Rotated the password", "rotation", w.cr.status.Rotation, "cause", cause)
 	case actionReset:
 		metrics.Rotations.WithLabelValues(string(c.kind), "reset").Inc()
 		c.recorder.Eventf(w.cr.obj, corev1.EventTypeWarning, PasswordsReset, "The current password could not be recovered from Secret %s; issued new passwords (rotation %d)", desired.Name, w.cr.status.Rotation)
 	case actionDropPrevious:
-		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, PreviousPasswordRevoked, "The grace period of the password of rotation %d ended", w.cr.status.Rotation-1)
+		logger.V(2).Info("Dropped the previous password at the end of its grace period", "rotation", w.cr.status.Rotation-1)
 	}
 
 	// 4. Ready once the Secret holds published credentials.
@@ -241,7 +284,9 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 			return fmt.Errorf("updating status of %s %s: %w", c.kind, ref, err)
 		}
 		w.cr = updated
+		rec.cr = updated.meta.ResourceVersion
 	}
+	c.written.set(key, rec)
 	c.schedule(key, w.cr, desired, now)
 	return nil
 }

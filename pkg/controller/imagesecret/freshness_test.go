@@ -1,0 +1,83 @@
+package imagesecret
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+)
+
+func TestClassify(t *testing.T) {
+	mk := func(cr, secret, account string) *world {
+		w := &world{cr: wrapPush(&v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: cr}})}
+		if secret != "" {
+			w.secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: secret}}
+		}
+		if account != "" {
+			w.account = &v1alpha1.ImageRegistryAccount{ObjectMeta: metav1.ObjectMeta{ResourceVersion: account}}
+		}
+		return w
+	}
+	rec := writeRecord{cr: "100", secret: "98", account: "99"}
+	for _, tc := range []struct {
+		name string
+		w    *world
+		want freshness
+	}{
+		{"exactly the record", mk("100", "98", "99"), cacheCurrent},
+		{"object edited since", mk("105", "98", "99"), cacheCurrent},
+		{"Secret edited since", mk("100", "120", "99"), cacheCurrent},
+		{"longer version is newer", mk("1000", "98", "99"), cacheCurrent},
+		{"object behind", mk("97", "98", "99"), cacheBehind},
+		{"Secret behind", mk("100", "9", "99"), cacheBehind},
+		{"Secret gone", mk("100", "", "99"), cacheUnknown},
+		{"account gone", mk("100", "98", ""), cacheUnknown},
+		{"gone wins over behind", mk("97", "", "99"), cacheUnknown},
+		{"unparsable version", mk("abc", "98", "99"), cacheUnknown},
+	} {
+		if got := rec.classify(tc.w); got != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A write that fails because the cache missed someone else's change falls
+// back to live reads in the same sync and completes the rotation.
+func TestConflictFallsBackToLiveReads(t *testing.T) {
+	f := created(t, KindPush)
+	f.clock.Step(25 * time.Hour)
+	f.syncCaches()
+	// Someone labels the object; the watch has not delivered it yet.
+	f.updateObject("team", "ci", func(cr *imageSecret) { cr.meta.Labels = map[string]string{"team": "a"} })
+	f.clearActions()
+	if err := f.c.syncHandler(t.Context(), cacheName("team", "ci")); err != nil {
+		t.Fatal(err)
+	}
+	f.expectActions(
+		"update imagepushsecrets/status", // Conflict
+		"get imagepushsecrets", "get secrets", "get imageregistryaccounts",
+		"update imagepushsecrets/status", "update imageregistryaccounts", "update secrets",
+	)
+	cr := f.object("team", "ci")
+	if cr.status.Rotation != 1 || cr.meta.Labels["team"] != "a" {
+		t.Errorf("rotation %d, labels %v", cr.status.Rotation, cr.meta.Labels)
+	}
+	f.assertSecretWorks("team", "ci")
+}
+
+// A Secret that the label-filtered cache cannot see makes the first create
+// fail; the live reads find it.
+func TestUnlabelledSecretFoundByLiveRead(t *testing.T) {
+	f := newFixture(t, KindPush, registry(regNS, regName, true), newObject(KindPush, "team", "ci"), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ci-image-push-secret"},
+	})
+	if err := f.sync("team", "ci"); err == nil {
+		t.Fatal("a foreign Secret must not be taken over")
+	}
+	if a := f.actions(); index(a, "get secrets") < 0 {
+		t.Errorf("no live read after the failed create: %q", a)
+	}
+}
