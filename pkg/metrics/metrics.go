@@ -30,6 +30,18 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"kind", "cause"})
 
+	// RotationDelay is how late a scheduled rotation started: the time from
+	// its due moment (rotationDate + interval + the object's jitter) to the
+	// sync that performed it. It shows whether the operator keeps up with
+	// its timers.
+	RotationDelay = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Namespace:      "image_registry_operator",
+		Name:           "rotation_delay_seconds",
+		Help:           "Time from a scheduled rotation's due moment to the sync that performed it, by kind.",
+		Buckets:        []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120, 300, 600, 1800, 3600},
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"kind"})
+
 	// SyncErrors counts syncs that failed and were requeued, by controller.
 	SyncErrors = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "image_registry_operator",
@@ -61,7 +73,7 @@ var registerOnce sync.Once
 // Register adds the metrics to the legacy registry; safe to call more than once.
 func Register() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(Rotations, SyncErrors, AccountOperations, TokenRequests)
+		legacyregistry.MustRegister(Rotations, RotationDelay, SyncErrors, AccountOperations, TokenRequests)
 	})
 }
 

@@ -508,10 +508,19 @@ func TestRotationCountedInMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	delay := metrics.RotationDelay.WithLabelValues(string(KindPull))
+	delayCount, _ := testutil.GetHistogramMetricCount(delay)
+	delaySum, _ := testutil.GetHistogramMetricValue(delay)
 	f.clock.Step(25 * time.Hour)
 	f.mustSync("team", "ci")
 	after, _ := testutil.GetCounterMetricValue(counter)
 	if after-before != 1 {
 		t.Errorf("rotations counter +%v, want +1", after-before)
+	}
+	// Due after 24h plus a jitter below 6 minutes; done after 25h.
+	count, _ := testutil.GetHistogramMetricCount(delay)
+	sum, _ := testutil.GetHistogramMetricValue(delay)
+	if d := time.Duration((sum - delaySum) * float64(time.Second)); count-delayCount != 1 || d <= 54*time.Minute || d > time.Hour {
+		t.Errorf("rotation delay: %d observations, %v; want 1, between 54 and 60 minutes", count-delayCount, d)
 	}
 }

@@ -113,6 +113,8 @@ type decision struct {
 	secretCurrent bool
 	// manual: the rotate annotation asks for a rotation not yet done.
 	manual bool
+	// due is when the scheduled rotation fell due.
+	due time.Time
 }
 
 // decide compares the Secret's plaintexts with the published hashes. It
@@ -163,7 +165,8 @@ func (c *Controller) decide(cr *imageSecret, secret *corev1.Secret, now time.Tim
 
 	d.manual = c.rotateRequested(cr)
 	graceOver := n < 3 || !now.Before(c.graceEnd(cr, secret))
-	due := d.manual || !now.Before(c.rotationDue(cr))
+	d.due = c.rotationDue(cr)
+	due := d.manual || !now.Before(d.due)
 	switch {
 	case due && graceOver:
 		d.action = actionRotate

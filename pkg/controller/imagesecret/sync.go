@@ -265,6 +265,8 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 		cause := "scheduled"
 		if d.manual {
 			cause = "requested"
+		} else {
+			metrics.RotationDelay.WithLabelValues(string(c.kind)).Observe(max(now.Sub(d.due), 0).Seconds())
 		}
 		metrics.Rotations.WithLabelValues(string(c.kind), cause).Inc()
 		logger.V(2).Info("Rotated the password", "rotation", w.cr.status.Rotation, "cause", cause)
