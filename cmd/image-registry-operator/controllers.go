@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
@@ -19,14 +18,6 @@ import (
 // managedOnly limits a list/watch to objects the operator made.
 func managedOnly(opts *metav1.ListOptions) {
 	opts.LabelSelector = labels.Set{registryv1alpha1.LabelManagedBy: registryv1alpha1.ManagedByValue}.String()
-}
-
-// stripManagedFields is an informer transform that drops metadata.managedFields.
-func stripManagedFields(obj interface{}) (interface{}, error) {
-	if m, err := meta.Accessor(obj); err == nil && m.GetManagedFields() != nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
 }
 
 // clients are the API clients the controllers share.

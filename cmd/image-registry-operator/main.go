@@ -189,7 +189,7 @@ func newInformerFactories(o *options, kubeClient kubernetes.Interface, registryC
 	// part of a cached object: drop them from every cache. Updates made
 	// from a cached copy leave them out, which the API server reads as
 	// "unchanged".
-	strip := cache.TransformFunc(stripManagedFields)
+	strip := cache.TransformFunc(cacheTransform)
 	return informerFactories{
 		kube: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resyncPeriod,
 			kubeinformers.WithNamespace(o.namespace), kubeinformers.WithTransform(strip)),

@@ -44,6 +44,7 @@ type options struct {
 
 	healthAddr  string
 	metricsAddr string
+	profiling   bool
 
 	leaderElect      bool
 	leaderElectionID string
@@ -82,6 +83,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.kubeBurst, "kube-api-burst", 2000, "Burst of the client-side API rate limit.")
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "Address of /healthz and /readyz. Empty: off.")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", ":8080", "Address of the Prometheus /metrics endpoint. Empty: off.")
+	fs.BoolVar(&o.profiling, "profiling", false, "Also serve Go's /debug/pprof/ profiles on --metrics-addr.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Hold a Lease in the operator namespace before acting, so that only one of several replicas works.")
 	fs.StringVar(&o.leaderElectionID, "leader-election-id", "image-registry-operator", "Name of the leader election Lease.")
 	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long standbys wait before taking over a lease that was not renewed.")

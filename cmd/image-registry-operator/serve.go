@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -80,5 +81,15 @@ func startServers(ctx context.Context, o *options, p *probes) error {
 	}
 	metrics := http.NewServeMux()
 	metrics.Handle("/metrics", legacyregistry.Handler())
+	if o.profiling {
+		// The standard Go profiles (heap, CPU, goroutines) for measuring
+		// the operator; off by default, like kube components' --profiling
+		// on an insecure port would be.
+		metrics.HandleFunc("/debug/pprof/", pprof.Index)
+		metrics.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		metrics.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		metrics.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		metrics.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return serve(ctx, "metrics", o.metricsAddr, metrics)
 }

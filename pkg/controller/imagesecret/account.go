@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -95,11 +94,14 @@ func (c *Controller) accountOwnedBy(a *v1alpha1.ImageRegistryAccount, cr *imageS
 }
 
 func accountUpToDate(existing, desired *v1alpha1.ImageRegistryAccount) bool {
-	return hasMetadata(existing, desired) && equality.Semantic.DeepEqual(existing.Spec, desired.Spec)
+	return hasMetadata(existing, desired) && accountSpecEqual(existing, desired)
 }
 
+// mergeAccount returns a copy of existing (which may come trimmed from the
+// cache) with the desired spec, labels and annotations.
 func mergeAccount(existing, desired *v1alpha1.ImageRegistryAccount) *v1alpha1.ImageRegistryAccount {
 	a := existing.DeepCopy()
+	delete(a.Annotations, cacheDigestKey)
 	mergeMetadata(a, desired)
 	a.Spec = desired.Spec
 	return a

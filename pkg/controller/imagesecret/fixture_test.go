@@ -460,6 +460,12 @@ func (f *fixture) syncCaches() {
 				items = append(items, &l.Items[i])
 			}
 		}
+		// Trimmed as the operator's informers trim them.
+		for i := range items {
+			if _, err := TrimForCache(items[i]); err != nil {
+				f.t.Fatal(err)
+			}
+		}
 		if err := inf.GetIndexer().Replace(items, ""); err != nil {
 			f.t.Fatal(err)
 		}

@@ -1,10 +1,10 @@
 package imagesecret
 
 import (
+	"strconv"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -39,9 +39,10 @@ type lastWrites struct {
 	m  map[cache.ObjectName]writeRecord
 }
 
-// writeRecord holds resourceVersions; "" means absent.
+// writeRecord holds resourceVersions as numbers (0: absent), which keeps a
+// record at a few dozen bytes per object.
 type writeRecord struct {
-	cr, secret, account string
+	cr, secret, account uint64
 }
 
 type freshness int
@@ -63,9 +64,20 @@ func (l *lastWrites) get(key cache.ObjectName) (writeRecord, bool) {
 	return r, ok
 }
 
-func (l *lastWrites) set(key cache.ObjectName, r writeRecord) {
+// set records the versions an apply left behind ("" for absent). A version
+// that is not a well-formed number cannot be compared: no record then.
+func (l *lastWrites) set(key cache.ObjectName, cr, secret, account string) {
+	var r writeRecord
+	var ok [3]bool
+	r.cr, ok[0] = parseVersion(cr)
+	r.secret, ok[1] = parseVersion(secret)
+	r.account, ok[2] = parseVersion(account)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if ok != [3]bool{true, true, true} {
+		delete(l.m, key)
+		return
+	}
 	l.m[key] = r
 }
 
@@ -75,25 +87,39 @@ func (l *lastWrites) forget(key cache.ObjectName) {
 	delete(l.m, key)
 }
 
+// parseVersion reads a resourceVersion the way
+// k8s.io/apimachinery/pkg/util/resourceversion compares them: a positive
+// decimal without leading zeros. "" (absent) is 0.
+func parseVersion(rv string) (uint64, bool) {
+	if rv == "" {
+		return 0, true
+	}
+	if rv[0] == '0' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(rv, 10, 64)
+	return v, err == nil
+}
+
 // classify tells how the cached world relates to the record.
 func (r writeRecord) classify(w *world) freshness {
 	behind := false
-	for _, v := range []struct{ cached, recorded string }{
+	for _, v := range []struct {
+		cached   string
+		recorded uint64
+	}{
 		{w.cr.meta.ResourceVersion, r.cr},
 		{secretVersion(w.secret), r.secret},
 		{accountVersion(w.account), r.account},
 	} {
-		switch {
-		case v.cached == v.recorded, v.recorded == "":
+		if v.recorded == 0 {
 			continue
-		case v.cached == "":
-			return cacheUnknown
 		}
-		cmp, err := resourceversion.CompareResourceVersion(v.cached, v.recorded)
-		if err != nil {
+		cached, ok := parseVersion(v.cached)
+		switch {
+		case !ok, cached == 0:
 			return cacheUnknown
-		}
-		if cmp < 0 {
+		case cached < v.recorded:
 			behind = true
 		}
 	}

@@ -10,6 +10,19 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 )
 
+func TestLastWritesNeedComparableVersions(t *testing.T) {
+	l := newLastWrites()
+	key := cacheName("team", "ci")
+	l.set(key, "100", "98", "99")
+	if r, ok := l.get(key); !ok || r != (writeRecord{100, 98, 99}) {
+		t.Fatalf("record %+v %v", r, ok)
+	}
+	l.set(key, "101", "opaque", "99")
+	if _, ok := l.get(key); ok {
+		t.Error("a version that cannot be compared must leave no record")
+	}
+}
+
 func TestClassify(t *testing.T) {
 	mk := func(cr, secret, account string) *world {
 		w := &world{cr: wrapPush(&v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: cr}})}
@@ -21,7 +34,7 @@ func TestClassify(t *testing.T) {
 		}
 		return w
 	}
-	rec := writeRecord{cr: "100", secret: "98", account: "99"}
+	rec := writeRecord{cr: 100, secret: 98, account: 99}
 	for _, tc := range []struct {
 		name string
 		w    *world
@@ -37,6 +50,7 @@ func TestClassify(t *testing.T) {
 		{"account gone", mk("100", "98", ""), cacheUnknown},
 		{"gone wins over behind", mk("97", "", "99"), cacheUnknown},
 		{"unparsable version", mk("abc", "98", "99"), cacheUnknown},
+		{"leading zero", mk("0100", "98", "99"), cacheUnknown},
 	} {
 		if got := rec.classify(tc.w); got != tc.want {
 			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)

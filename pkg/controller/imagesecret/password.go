@@ -5,9 +5,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
-	"k8s.io/utils/lru"
 )
 
 // passwordBytes of randomness make a 43 character base64url password, well
@@ -33,38 +33,66 @@ func hashPassword(password string, cost int) (string, error) {
 }
 
 // verifier checks a password against a bcrypt hash. Every sync compares the
-// Secret's passwords with the published hashes, which at cost 10 takes tens
-// of milliseconds each, so successful comparisons are remembered. The cache
-// key is a SHA-256 of hash and password: the passwords are 256-bit random, so
-// the digest reveals nothing usable, and it never leaves the process.
+// Secret's passwords with the published hashes, which costs as much as
+// making the hash, so successful comparisons are remembered: per hash (a
+// bcrypt hash, salted, verifies one password), a digest of hash and
+// password. Keys and values are 128-bit SHA-256 prefixes without pointers,
+// so an entry costs a few dozen bytes and nothing to the garbage collector;
+// the passwords are 256-bit random, so the digests reveal nothing usable,
+// and they never leave the process. When maxVerified entries are reached
+// the memory starts over, which costs one compare per password once.
 type verifier struct {
-	ok *lru.Cache
+	mu sync.Mutex
+	ok map[[16]byte][16]byte
 }
 
-func newVerifier() *verifier { return &verifier{ok: lru.New(8192)} }
+// maxVerified is about three hashes for each of 20000 objects.
+const maxVerified = 60000
+
+func newVerifier() *verifier { return &verifier{ok: map[[16]byte][16]byte{}} }
+
+func verifierDigests(hash, password string) (key, value [16]byte) {
+	h := sha256.Sum256([]byte(hash))
+	v := sha256.Sum256([]byte(hash + "\x00" + password))
+	copy(key[:], h[:16])
+	copy(value[:], v[:16])
+	return key, value
+}
 
 func (v *verifier) verify(hash, password string) bool {
 	if hash == "" || password == "" {
 		return false
 	}
-	key := sha256.Sum256([]byte(hash + "\x00" + password))
-	if _, ok := v.ok.Get(key); ok {
+	key, value := verifierDigests(hash, password)
+	v.mu.Lock()
+	known, ok := v.ok[key]
+	v.mu.Unlock()
+	if ok && known == value {
 		return true
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
 		return false
 	}
-	v.ok.Add(key, struct{}{})
+	v.store(key, value)
 	return true
 }
 
 // remember records that password verifies against hash, which the caller
 // knows because it just made hash from password: the sync that follows
 // every write then finds the Secret's passwords verified without a bcrypt
-// compare, which costs as much as the hash itself.
+// compare.
 func (v *verifier) remember(hash, password string) {
 	if hash == "" || password == "" {
 		return
 	}
-	v.ok.Add(sha256.Sum256([]byte(hash+"\x00"+password)), struct{}{})
+	v.store(verifierDigests(hash, password))
+}
+
+func (v *verifier) store(key, value [16]byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.ok) >= maxVerified {
+		clear(v.ok)
+	}
+	v.ok[key] = value
 }

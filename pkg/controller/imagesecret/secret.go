@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,14 +91,15 @@ func controlledBy(s *corev1.Secret, cr *imageSecret) bool {
 
 // secretUpToDate compares what the controller owns of a Secret.
 func secretUpToDate(existing, desired *corev1.Secret) bool {
-	if existing.Type != desired.Type || !maps.EqualFunc(existing.Data, desired.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+	if existing.Type != desired.Type || !secretDataEqual(existing.Data, desired.Data) {
 		return false
 	}
 	return hasMetadata(existing, desired)
 }
 
-// mergeSecret returns a copy of existing with the desired content; labels,
-// annotations and owner references of others are kept.
+// mergeSecret returns a copy of existing (which may come trimmed from the
+// cache) with the desired content; labels, annotations and owner references
+// of others are kept.
 func mergeSecret(existing, desired *corev1.Secret) *corev1.Secret {
 	s := existing.DeepCopy()
 	s.Type = desired.Type

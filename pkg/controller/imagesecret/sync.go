@@ -175,7 +175,8 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 	// The record of the previous apply no longer holds once this one
 	// writes; a new one is kept only if every step succeeds.
 	c.written.forget(key)
-	rec := writeRecord{cr: w.cr.meta.ResourceVersion, secret: secretVersion(w.secret), account: accountVersion(w.account)}
+	var rec struct{ cr, secret, account string }
+	rec.cr, rec.secret, rec.account = w.cr.meta.ResourceVersion, secretVersion(w.secret), accountVersion(w.account)
 
 	// 1. Publish the hashes in the status.
 	st := w.cr.status.DeepCopy()
@@ -288,7 +289,7 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 		w.cr = updated
 		rec.cr = updated.meta.ResourceVersion
 	}
-	c.written.set(key, rec)
+	c.written.set(key, rec.cr, rec.secret, rec.account)
 	c.schedule(key, w.cr, desired, now)
 	return nil
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"maps"
+	"testing"
+	"unsafe"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+)
+
+// The transform keeps every value the controllers read, drops managedFields
+// and makes repeated strings share memory.
+func TestCacheTransform(t *testing.T) {
+	cr1, s1, a1 := sampleObjects(1)
+	cr2, s2, _ := sampleObjects(2)
+	want := s1.DeepCopy()
+	objs := []interface{}{cr1.DeepCopy(), cr2.DeepCopy(), s1.DeepCopy(), s2.DeepCopy(), a1.DeepCopy()}
+	for i, o := range objs {
+		got, err := cacheTransform(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs[i] = got
+	}
+	gcr1, gcr2 := objs[0].(*v1alpha1.ImagePullSecret), objs[1].(*v1alpha1.ImagePullSecret)
+	gs1, gs2 := objs[2].(*corev1.Secret), objs[3].(*corev1.Secret)
+	if gcr1.ManagedFields != nil || gs1.ManagedFields != nil {
+		t.Error("managedFields kept")
+	}
+	if gs1.Namespace != want.Namespace || !maps.Equal(gs1.Labels, want.Labels) || !maps.Equal(gs1.Annotations, want.Annotations) ||
+		gs1.Type != want.Type || string(gs1.Data["password"]) != string(want.Data["password"]) {
+		t.Errorf("Secret content changed: %+v", gs1.ObjectMeta)
+	}
+	if gcr1.Status.Conditions[0].Reason != cr1.Status.Conditions[0].Reason || gcr1.Status.Registry != cr1.Status.Registry {
+		t.Error("status content changed")
+	}
+	same := func(what, a, b string) {
+		t.Helper()
+		if unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Errorf("%s not shared", what)
+		}
+	}
+	same("namespace", gcr1.Namespace, gcr2.Namespace)
+	same("namespace across kinds", gcr1.Namespace, gs1.Namespace)
+	same("owner kind", gs1.OwnerReferences[0].Kind, gs2.OwnerReferences[0].Kind)
+	same("finalizer", gcr1.Finalizers[0], gcr2.Finalizers[0])
+	same("condition reason", gcr1.Status.Conditions[0].Reason, gcr2.Status.Conditions[0].Reason)
+	for k := range gs1.Labels {
+		for k2 := range gs2.Labels {
+			same("label key", k, k2)
+		}
+	}
+}
+
+func TestInternerIsBounded(t *testing.T) {
+	in := &interner{m: map[string]string{}}
+	for i := range maxInterned + 10 {
+		in.intern(string(rune('a'+i%26)) + string(rune(i)))
+	}
+	if len(in.m) > maxInterned {
+		t.Errorf("%d entries, bound %d", len(in.m), maxInterned)
+	}
+	fresh := &interner{m: map[string]string{}}
+	if fresh.intern(string(make([]byte, maxInternedLen+1))); len(fresh.m) != 0 {
+		t.Error("a long string was interned")
+	}
+}
