@@ -39,6 +39,11 @@ type config struct {
 	unrelated    int
 	skipToken    bool
 	skipSweep    bool
+	skipWave     bool
+	// rotationInterval is spec.rotationInterval of every push and pull
+	// object; gracePeriod the operator's effective --grace-period.
+	rotationInterval time.Duration
+	gracePeriod      time.Duration
 }
 
 func main() {
@@ -58,7 +63,36 @@ func main() {
 	flag.DurationVar(&cfg.readyTimeout, "ready-timeout", 15*time.Minute, "Give up waiting for Ready (or a rotation sweep) after this long.")
 	flag.IntVar(&cfg.unrelated, "unrelated-secrets", 5000, "Unrelated Secrets created in another namespace to check that they cost the operator nothing. 0: skip.")
 	flag.BoolVar(&cfg.skipToken, "skip-token", false, "Skip the token server and ext_auth measurements.")
-	flag.BoolVar(&cfg.skipSweep, "skip-sweep", false, "Skip the rotation sweeps.")
+	flag.BoolVar(&cfg.skipSweep, "skip-sweep", false, "Skip the rotation sweeps (the manual one and the scheduled wave that follows it).")
+	flag.BoolVar(&cfg.skipWave, "skip-wave", false, "Skip only the scheduled rotation wave (it waits about --rotation-interval after the manual sweep of each N).")
+	// The scheduled wave follows the manual sweep one interval later. Two
+	// kinds of timers must not fire before the manual sweep is done, for N
+	// up to 3000 (time to Ready there about 90 s, the sweep 70 s; on the
+	// loaded machine of docs/performance.md 124 s and 117 s):
+	//   - grace-period ends: the sweep leaves a previous password on every
+	//     object, dropped (2 more writes) one grace period after its
+	//     rotation. Shorter than the sweep, these drops would land inside
+	//     the sweep's window (at N=3000 with 20 s: ~70% of the objects,
+	//     +45% writes) and the sweep would no longer be "all 2N due at
+	//     once". 2m > 117 s.
+	//   - scheduled rotations: an object is first due at its creation +
+	//     interval (+ jitter >= 0); the sweep reaches the last objects about
+	//     time to Ready + 10 s + the sweep's duration after the creations
+	//     began: 170 s (251 s loaded). And before the wave is due (first
+	//     swept rotation + interval) the sweep's grace-period ends must be
+	//     over: sweep spread + grace = 190 s (237 s loaded).
+	// 5m covers both with a minute of margin and stays well above the grace
+	// period, which a scheduled rotation waits for. The wave's row reports
+	// any scheduled rotation that fired before it (then raise both). The
+	// jitter spreads the wave by up to a tenth of the interval (30 s at 5m;
+	// 6 min at the production default of 24h, so the bench's wave is
+	// denser than a production one).
+	//
+	// Left at their defaults these two apply only when the wave runs; with
+	// --skip-wave or --skip-sweep the objects keep the operator's default
+	// interval (24h) and grace period (5m), as before the wave existed.
+	flag.DurationVar(&cfg.rotationInterval, "rotation-interval", 5*time.Minute, "spec.rotationInterval of every push and pull object (at least 10s; must exceed time to Ready + the manual sweep, see the wave row).")
+	flag.DurationVar(&cfg.gracePeriod, "grace-period", 2*time.Minute, "Passed to the operator as --grace-period (a --grace-period in --operator-args wins). Must be longer than the manual sweep and well below --rotation-interval.")
 	flag.IntVar(&logLevel, "v", 0, "Verbosity of the bench's own klog output.")
 	flag.Parse()
 
@@ -72,6 +106,32 @@ func main() {
 	}
 	if opArgs != "" {
 		cfg.operatorArgs = strings.Fields(opArgs)
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	wave := !cfg.skipSweep && !cfg.skipWave
+	if !wave && !set["rotation-interval"] {
+		cfg.rotationInterval = 0 // the operator's default
+	}
+	if cfg.rotationInterval != 0 && cfg.rotationInterval < 10*time.Second {
+		fmt.Fprintln(os.Stderr, "--rotation-interval: at least 10s (the CRD's rule)")
+		os.Exit(2)
+	}
+	// The bench's --grace-period goes first so that one in --operator-args,
+	// later on the command line, wins; cfg.gracePeriod is the effective one.
+	if v, ok := flagFromArgs(cfg.operatorArgs, "grace-period"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "--operator-args: bad --grace-period %q\n", v)
+			os.Exit(2)
+		}
+		cfg.gracePeriod = d
+	} else if wave || set["grace-period"] {
+		cfg.operatorArgs = append([]string{"--grace-period=" + cfg.gracePeriod.String()}, cfg.operatorArgs...)
+	}
+	if wave && cfg.gracePeriod >= cfg.rotationInterval/2 {
+		fmt.Fprintf(os.Stderr, "grace period %s must be well below --rotation-interval %s: a scheduled rotation waits for the previous password's grace period to end\n", cfg.gracePeriod, cfg.rotationInterval)
+		os.Exit(2)
 	}
 	if cfg.bcryptCost == 0 {
 		cfg.bcryptCost = costFromArgs(cfg.operatorArgs, imagesecret.DefaultBcryptCost)
@@ -118,14 +178,26 @@ func main() {
 
 // costFromArgs finds --bcrypt-cost in the operator's extra flags.
 func costFromArgs(args []string, def int) int {
-	for _, a := range args {
-		if v, ok := strings.CutPrefix(a, "--bcrypt-cost="); ok {
-			if n, err := strconv.Atoi(v); err == nil {
-				return n
-			}
+	if v, ok := flagFromArgs(args, "bcrypt-cost"); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
 		}
 	}
 	return def
+}
+
+// flagFromArgs is the value of the last --name=value (or -name=value) in
+// the operator's extra flags: the one the operator's flag package keeps.
+func flagFromArgs(args []string, name string) (value string, found bool) {
+	for _, a := range args {
+		for _, prefix := range []string{"--", "-"} {
+			if v, ok := strings.CutPrefix(a, prefix+name+"="); ok {
+				value, found = v, true
+				break
+			}
+		}
+	}
+	return value, found
 }
 
 func fatal(err error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -147,11 +148,14 @@ func scrape(ctx context.Context, url string) (metrics, error) {
 // label returns the value of key in a series name such as
 // `name{a="x",key="y"}`.
 func label(series, key string) string {
-	i := strings.Index(series, key+`="`)
+	i := strings.Index(series, "{"+key+`="`)
+	if i < 0 {
+		i = strings.Index(series, ","+key+`="`)
+	}
 	if i < 0 {
 		return ""
 	}
-	rest := series[i+len(key)+2:]
+	rest := series[i+len(key)+3:]
 	j := strings.IndexByte(rest, '"')
 	if j < 0 {
 		return ""
@@ -198,41 +202,66 @@ func formatVerbs(m map[string]float64) (total float64, s string) {
 // maxQueueWait is, from the change of workqueue_queue_duration_seconds
 // between two scrapes, the smallest bucket bound that holds every item that
 // was taken from the named queues: an upper bound of the longest wait in the
-// queue (after an AddAfter timer fired, or after an Add).
+// queue (after an AddAfter timer fired, or after an Add). Beyond the last
+// finite bucket it is 1e18 (see queueBound).
 func maxQueueWait(before, after metrics, queues ...string) (bound float64, items float64) {
-	type bucket struct{ le, count float64 }
-	perQueue := map[string][]bucket{}
-	totals := map[string]float64{}
+	h := histogramDelta(before, after, "workqueue_queue_duration_seconds", "name", queues...)
+	bound = h.quantile(1)
+	if math.IsInf(bound, 1) {
+		bound = 1e18
+	}
+	return bound, h.total
+}
+
+// histogram is the change of a Prometheus histogram between two scrapes,
+// summed over the series whose label key has one of the given values (the
+// series share their buckets): cumulative counts by upper bound.
+type histogram struct {
+	bounds []float64 // ascending; the last is +Inf
+	counts []float64 // cumulative, per bound
+	total  float64
+}
+
+func histogramDelta(before, after metrics, name, key string, values ...string) histogram {
+	cum := map[float64]float64{}
+	var h histogram
 	for k, v := range after {
-		q := label(k, "name")
-		if !containsStr(queues, q) {
+		if !containsStr(values, label(k, key)) {
 			continue
 		}
 		switch metricName(k) {
-		case "workqueue_queue_duration_seconds_bucket":
-			le := label(k, "le")
-			f, err := strconv.ParseFloat(le, 64)
-			if le == "+Inf" {
-				f, err = 1e18, nil
+		case name + "_bucket":
+			// ParseFloat reads "+Inf" as +Inf.
+			if le, err := strconv.ParseFloat(label(k, "le"), 64); err == nil {
+				cum[le] += v - before[k]
 			}
-			if err == nil {
-				perQueue[q] = append(perQueue[q], bucket{f, v - before[k]})
-			}
-		case "workqueue_queue_duration_seconds_count":
-			totals[q] = v - before[k]
+		case name + "_count":
+			h.total += v - before[k]
 		}
 	}
-	for q, bs := range perQueue {
-		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
-		items += totals[q]
-		for _, b := range bs {
-			if b.count >= totals[q] {
-				bound = max(bound, b.le)
-				break
-			}
+	for le := range cum {
+		h.bounds = append(h.bounds, le)
+	}
+	sort.Float64s(h.bounds)
+	for _, le := range h.bounds {
+		h.counts = append(h.counts, cum[le])
+	}
+	return h
+}
+
+// quantile is the smallest bucket bound that holds the fraction q of the
+// observations (q = 1: all of them), +Inf if only the +Inf bucket does, and
+// 0 without observations.
+func (h histogram) quantile(q float64) float64 {
+	if h.total <= 0 {
+		return 0
+	}
+	for i, le := range h.bounds {
+		if h.counts[i] >= q*h.total-1e-9 {
+			return le
 		}
 	}
-	return bound, items
+	return math.Inf(1)
 }
 
 func containsStr(ss []string, s string) bool {

@@ -30,6 +30,23 @@ type scaleResult struct {
 	queueWaitBound         float64
 	cpCPU                  float64
 	objectBytes            string
+
+	// The scheduled rotation wave after the sweep (wave.go).
+	waveDone                           bool
+	waveSpread                         time.Duration // first to last rotation seen by the watch
+	waveDueSpread                      time.Duration // first to last due moment
+	waveJitterSpan                     time.Duration
+	waveLagP50, waveLagP99, waveLagMax time.Duration // due to the rotation's status write seen by the watch
+	waveHistogram                      bool          // the operator exports the delay histogram
+	waveObservations                   float64
+	waveDelayP50, waveDelayP99         float64 // bucket bounds of the delay histogram; +Inf beyond the last
+	waveDelayMax                       float64
+	waveCPU, wavePeakCPU               float64
+	waveRequests                       float64
+	waveRequestsByVerb                 string
+	waveQueueWait                      float64
+	waveScheduledBefore                float64 // scheduled rotations before the wave's baseline
+	waveEarly, waveInGrace             int
 }
 
 type tokenResult struct {
@@ -49,6 +66,7 @@ type unrelatedResult struct {
 type results struct {
 	label                  string
 	operatorArgs           []string
+	rotationInterval       time.Duration
 	started, finished      time.Time
 	loadStart, loadEnd     string
 	cores, cost            int
@@ -64,7 +82,16 @@ type results struct {
 type row struct{ metric, n, value, note string }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
-func ms(d time.Duration) string   { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// shortDur is secs, or milliseconds below a second.
+func shortDur(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return secs(d)
+}
 
 func (r *results) rows() []row {
 	var rows []row
@@ -84,6 +111,11 @@ func (r *results) rows() []row {
 			add("rotation sweep (all 2N due at once)", n, secs(s.sweepTime), fmt.Sprintf("floor %s: actual/floor %.2f; spread of rotations %s; CPU %.1fs, peak %.2f cores; %.0f requests",
 				secs(s.sweepFloor), s.sweepTime.Seconds()/s.sweepFloor.Seconds(), secs(s.sweepSpread), s.sweepCPU, s.sweepPeakCPU, s.sweepRequests))
 			add("rotation wait after due", n, secs(s.sweepLagMax), fmt.Sprintf("p50 %s, p99 %s; longest workqueue wait %s", secs(s.sweepLagP50), secs(s.sweepLagP99), queueBound(s.queueWaitBound)))
+		}
+		if s.waveDone {
+			for _, r := range waveRows(s) {
+				add(r[0], n, r[1], r[2])
+			}
 		}
 	}
 	if r.unrelated.n > 0 {
@@ -106,8 +138,12 @@ func (r *results) header() string {
 		label = "run"
 	}
 	fmt.Fprintf(&b, "## %s: %s\n\n", label, r.started.Format(time.RFC3339))
-	fmt.Fprintf(&b, "%d cores; load average %s at start, %s at end; bcrypt cost %d; operator flags: %q\n\n",
-		r.cores, r.loadStart, r.loadEnd, r.cost, strings.Join(r.operatorArgs, " "))
+	interval := "the operator's default"
+	if r.rotationInterval > 0 {
+		interval = r.rotationInterval.String()
+	}
+	fmt.Fprintf(&b, "%d cores; load average %s at start, %s at end; bcrypt cost %d; rotation interval %s; operator flags: %q\n\n",
+		r.cores, r.loadStart, r.loadEnd, r.cost, interval, strings.Join(r.operatorArgs, " "))
 	return b.String()
 }
 
@@ -192,6 +228,36 @@ func (r *results) svg() string {
 	line("#2471a3", func(s scaleResult) float64 { return (s.bcryptFloor + s.apiFloor).Seconds() }, "floor (bcrypt CPU + API writes)", top+26)
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// waveRows are the rows (metric, value, notes) of the scheduled wave.
+func waveRows(s scaleResult) [][3]string {
+	n2 := 2 * s.n
+	var warn string
+	if s.waveScheduledBefore > 0 || s.waveEarly > 0 {
+		warn += fmt.Sprintf("; WARNING: %.0f scheduled rotations before the wave (%d objects rotated before it was due to start): --rotation-interval too short for this N, the sweep is distorted", s.waveScheduledBefore, s.waveEarly)
+	}
+	if s.waveInGrace > 0 {
+		warn += fmt.Sprintf("; %d objects were still in the sweep's grace period at the start", s.waveInGrace)
+	}
+	wave := [3]string{"scheduled rotation wave (2N due by timers)", secs(s.waveSpread),
+		fmt.Sprintf("first to last rotation; due over %s (the sweep's spread plus a jitter below %s); from 5 s before the first due moment to the last rotation: CPU %.1fs, peak %.2f cores, %.0f requests (%s)%s",
+			secs(s.waveDueSpread), secs(s.waveJitterSpan), s.waveCPU, s.wavePeakCPU, s.waveRequests, s.waveRequestsByVerb, warn)}
+	queue := fmt.Sprintf("longest workqueue wait %s: ", queueBound(s.waveQueueWait))
+	if s.waveQueueWait <= 10 {
+		queue += "target (<= 10 s) met"
+	} else {
+		queue += "target (<= 10 s) missed"
+	}
+	watch := fmt.Sprintf("due to status write seen by the bench's watch: p50 %s, p99 %s, max %s", shortDur(s.waveLagP50), shortDur(s.waveLagP99), shortDur(s.waveLagMax))
+	if !s.waveHistogram {
+		return [][3]string{wave, {"scheduled rotation delay after due", "no histogram",
+			fmt.Sprintf("the operator does not export %s (older binary? use --operator-bin); %s; %s", delayMetric, watch, queue)}}
+	}
+	delay := [3]string{"scheduled rotation delay after due", "max " + delayBound(s.waveDelayMax),
+		fmt.Sprintf("p50 %s, p99 %s over %.0f observations (want %d) of rotation_delay_seconds; %s; %s",
+			delayBound(s.waveDelayP50), delayBound(s.waveDelayP99), s.waveObservations, n2, watch, queue)}
+	return [][3]string{wave, delay}
 }
 
 // queueBound prints a workqueue_queue_duration_seconds bucket bound; the

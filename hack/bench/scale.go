@@ -56,7 +56,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, cfg config, root string) (*results, error) {
-	res := &results{started: time.Now(), loadStart: loadAvg(), cores: cores(), cost: cfg.bcryptCost, label: cfg.label, operatorArgs: cfg.operatorArgs}
+	res := &results{started: time.Now(), loadStart: loadAvg(), cores: cores(), cost: cfg.bcryptCost, label: cfg.label, operatorArgs: cfg.operatorArgs, rotationInterval: cfg.rotationInterval}
 	logf("starting the control plane from %s (load %s)", cfg.binDir, res.loadStart)
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	cp, err := framework.Start(startCtx, framework.Options{BinDir: cfg.binDir})
@@ -287,11 +287,34 @@ type watcher struct {
 	rotatedAt map[types.UID]time.Time // first time seen with rotateRequest == want
 	want      string
 	rotatedN  atomic.Int64
-	stop      context.CancelFunc
+	// swept is the status the manual sweep's rotation wrote (first seen
+	// with rotateRequest == want): its rotation number and rotationDate.
+	swept map[types.UID]sweptStatus
+	// last is the latest status.rotation seen per object, when it was first
+	// seen, and the number of hashes then.
+	last map[types.UID]lastStatus
+	// The scheduled wave: per object the rotation the sweep left (nil until
+	// the wave starts) and the first time a higher one was seen.
+	waveBase map[types.UID]int64
+	waveAt   map[types.UID]time.Time
+	waveN    atomic.Int64
+	stop     context.CancelFunc
+}
+
+type sweptStatus struct {
+	rotation     int64
+	rotationDate time.Time
+}
+
+type lastStatus struct {
+	rotation int64
+	seen     time.Time
+	hashes   int
 }
 
 func (b *bench) watch(ctx context.Context, ns string) (*watcher, error) {
-	w := &watcher{ready: map[types.UID]bool{}, rotatedAt: map[types.UID]time.Time{}}
+	w := &watcher{ready: map[types.UID]bool{}, rotatedAt: map[types.UID]time.Time{}, swept: map[types.UID]sweptStatus{},
+		last: map[types.UID]lastStatus{}, waveAt: map[types.UID]time.Time{}}
 	ctx, w.stop = context.WithCancel(ctx)
 	client, err := versioned.NewForConfig(b.cp.RestConfig)
 	if err != nil {
@@ -321,6 +344,23 @@ func (b *bench) watch(ctx context.Context, ns string) (*watcher, error) {
 			if _, seen := w.rotatedAt[uid]; !seen {
 				w.rotatedAt[uid] = now
 				w.rotatedN.Add(1)
+				var date time.Time
+				if st.RotationDate != nil {
+					date = st.RotationDate.Time
+				}
+				w.swept[uid] = sweptStatus{rotation: st.Rotation, rotationDate: date}
+			}
+		}
+		l, seen := w.last[uid]
+		if !seen || st.Rotation > l.rotation {
+			l = lastStatus{rotation: st.Rotation, seen: now}
+		}
+		l.hashes = len(st.Passwords)
+		w.last[uid] = l
+		if base, ok := w.waveBase[uid]; ok && st.Rotation > base {
+			if _, seen := w.waveAt[uid]; !seen {
+				w.waveAt[uid] = now
+				w.waveN.Add(1)
 			}
 		}
 	}
@@ -345,7 +385,8 @@ func waitCount(ctx context.Context, c *atomic.Int64, want int64, timeout time.Du
 }
 
 // scaleRun creates N push and N pull objects against one Ready registry
-// with its own namespaced operator, then sweeps a rotation over all of them.
+// with its own namespaced operator, then sweeps a rotation over all of them
+// and follows the scheduled rotations that fall due one interval later.
 func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *results) (*scaleResult, error) {
 	ns := fmt.Sprintf("bench-%d", n)
 	sr := &scaleResult{n: n, load: loadAvg()}
@@ -406,13 +447,18 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 	sampler := sampleCPU(op.pid(), time.Second)
 	start := time.Now()
 	ref := &v1alpha1.RegistryRef{Name: "registry"}
+	var interval *metav1.Duration // nil: the operator's --rotation-interval
+	if b.cfg.rotationInterval > 0 {
+		interval = &metav1.Duration{Duration: b.cfg.rotationInterval}
+	}
 	if err := parallel(ctx, 2*n, 32, func(i int) error {
 		name := fmt.Sprintf("app-%d", i/2)
+		spec := v1alpha1.ImageSecretSpec{RegistryRef: ref, RotationInterval: interval}
 		var err error
 		if i%2 == 0 {
-			_, err = b.reg.RegistryV1alpha1().ImagePushSecrets(ns).Create(ctx, &v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ImageSecretSpec{RegistryRef: ref}}, metav1.CreateOptions{})
+			_, err = b.reg.RegistryV1alpha1().ImagePushSecrets(ns).Create(ctx, &v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
 		} else {
-			_, err = b.reg.RegistryV1alpha1().ImagePullSecrets(ns).Create(ctx, &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ImageSecretSpec{RegistryRef: ref}}, metav1.CreateOptions{})
+			_, err = b.reg.RegistryV1alpha1().ImagePullSecrets(ns).Create(ctx, &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
 		}
 		return err
 	}); err != nil {
@@ -461,6 +507,11 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 	if !b.cfg.skipSweep {
 		if err := b.sweep(ctx, ns, n, op, w, sr); err != nil {
 			return sr, fmt.Errorf("rotation sweep: %w", err)
+		}
+		if !b.cfg.skipWave {
+			if err := b.wave(ctx, n, op, w, sr); err != nil {
+				return sr, fmt.Errorf("scheduled rotation wave: %w", err)
+			}
 		}
 	}
 	return sr, nil

@@ -116,7 +116,7 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 func TestRotationWhenDue(t *testing.T) {
 	f := created(t, KindPush)
 	before := f.secret("team", "ci")
-	interval := DefaultRotationInterval + jitter(f.object("team", "ci").meta.UID, DefaultRotationInterval)
+	interval := DefaultRotationInterval + Jitter(f.object("team", "ci").meta.UID, DefaultRotationInterval)
 
 	f.clock.Step(interval - time.Second)
 	f.mustSync("team", "ci")
@@ -148,7 +148,7 @@ func TestRotationWhenDue(t *testing.T) {
 func TestRotationIntervalFromSpec(t *testing.T) {
 	f := created(t, KindPush)
 	f.updateObject("team", "ci", func(cr *imageSecret) { cr.spec.RotationInterval = &metav1.Duration{Duration: time.Hour} })
-	f.clock.Step(time.Hour + jitter(f.object("team", "ci").meta.UID, time.Hour))
+	f.clock.Step(time.Hour + Jitter(f.object("team", "ci").meta.UID, time.Hour))
 	f.mustSync("team", "ci")
 	if got := f.object("team", "ci").status.Rotation; got != 1 {
 		t.Errorf("rotation %d after spec interval, want 1", got)
@@ -466,7 +466,7 @@ func TestNamesAndLabelsStayValid(t *testing.T) {
 func TestJitterIsBoundedAndSpread(t *testing.T) {
 	seen := map[time.Duration]bool{}
 	for i := range 50 {
-		j := jitter(types.UID(strings.Repeat("x", i)), 24*time.Hour)
+		j := Jitter(types.UID(strings.Repeat("x", i)), 24*time.Hour)
 		if j < 0 || j >= 6*time.Minute {
 			t.Fatalf("jitter %v out of range", j)
 		}

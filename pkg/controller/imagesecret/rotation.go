@@ -283,12 +283,19 @@ func (c *Controller) rotationDue(cr *imageSecret) time.Time {
 		return time.Time{}
 	}
 	interval := c.rotationInterval(cr)
-	return cr.status.RotationDate.Add(interval + jitter(cr.meta.UID, interval))
+	return cr.status.RotationDate.Add(interval + Jitter(cr.meta.UID, interval))
 }
 
-// jitter is up to a tenth of min(interval, 1h), derived from the UID.
-func jitter(uid types.UID, interval time.Duration) time.Duration {
-	span := min(interval, time.Hour) / 10
+// JitterSpan bounds the jitter: a tenth of min(interval, 1h).
+func JitterSpan(interval time.Duration) time.Duration {
+	return min(interval, time.Hour) / 10
+}
+
+// Jitter is the delay in [0, JitterSpan(interval)) that an object with this
+// UID adds to each scheduled rotation. Exported for tools that predict due
+// moments (hack/bench).
+func Jitter(uid types.UID, interval time.Duration) time.Duration {
+	span := JitterSpan(interval)
 	if span <= 0 {
 		return 0
 	}
