@@ -1,10 +1,13 @@
 package imagesecret
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 )
 
 func TestTrimForCacheSecret(t *testing.T) {
@@ -79,5 +82,13 @@ func TestTrimForCacheAccount(t *testing.T) {
 	a.Labels, b.Labels = nil, map[string][]string{}
 	if accountSpecDigest(a) != accountSpecDigest(b) {
 		t.Error("nil and empty labels digest differently")
+	}
+}
+
+// accountSpecDigest lists the spec's fields by hand; a new field must be
+// added there, or drift in it would go unnoticed in trimmed caches.
+func TestAccountSpecDigestCoversEveryField(t *testing.T) {
+	if n := reflect.TypeFor[v1alpha1.ImageRegistryAccountSpec]().NumField(); n != 5 {
+		t.Errorf("ImageRegistryAccountSpec has %d fields; accountSpecDigest digests 5: update it and this test", n)
 	}
 }

@@ -272,6 +272,17 @@ func TestForeignSecretIsNotOverwritten(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != SecretConflict {
 		t.Errorf("Ready %+v", c)
 	}
+	// Retries change nothing until the conflict is gone.
+	before := f.object("team", "ci").status.DeepCopy()
+	if err := f.sync("team", "ci"); err == nil {
+		t.Fatal("expected an error")
+	}
+	if w := f.writeActions(); len(w) != 0 {
+		t.Errorf("a retry wrote %q", w)
+	}
+	if st := f.object("team", "ci").status; st.Rotation != before.Rotation || strings.Join(st.Passwords, ",") != strings.Join(before.Passwords, ",") {
+		t.Error("a retry issued new hashes")
+	}
 }
 
 func TestManualRotation(t *testing.T) {

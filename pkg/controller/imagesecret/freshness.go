@@ -1,10 +1,13 @@
 package imagesecret
 
 import (
+	"hash/fnv"
 	"strconv"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -30,7 +33,8 @@ import (
 //     instead of overwriting it.
 //   - some cached object older than the record, none unknown: the cache has
 //     not caught up with our own writes. Their watch events are on the way
-//     and will enqueue the object again, so this sync does nothing.
+//     and will enqueue the object again, so this sync does nothing but arm
+//     a retry (behindRetry) in case an event never comes.
 //   - otherwise (no record, a recorded object absent from the cache, an
 //     unparsable version): live reads, as before. An absent object is never
 //     "behind": a deletion after our create looks the same in the cache.
@@ -40,12 +44,19 @@ type lastWrites struct {
 }
 
 // writeRecord holds resourceVersions as numbers (0: absent), which keeps a
-// record at a few dozen bytes per object.
+// record at a few dozen bytes per object, and a hash of the object's UID:
+// the record describes one incarnation of the object, and the Secret and
+// account names it resolved then.
 type writeRecord struct {
+	uid                 uint64
 	cr, secret, account uint64
 }
 
 type freshness int
+
+// behindRetry re-syncs an object whose cache was behind our writes even if
+// no event arrives (one filtered away, a relist that merged versions).
+const behindRetry = 30 * time.Second
 
 const (
 	cacheUnknown freshness = iota // read live
@@ -66,8 +77,8 @@ func (l *lastWrites) get(key cache.ObjectName) (writeRecord, bool) {
 
 // set records the versions an apply left behind ("" for absent). A version
 // that is not a well-formed number cannot be compared: no record then.
-func (l *lastWrites) set(key cache.ObjectName, cr, secret, account string) {
-	var r writeRecord
+func (l *lastWrites) set(key cache.ObjectName, uid types.UID, cr, secret, account string) {
+	r := writeRecord{uid: uidHash(uid)}
 	var ok [3]bool
 	r.cr, ok[0] = parseVersion(cr)
 	r.secret, ok[1] = parseVersion(secret)
@@ -101,8 +112,19 @@ func parseVersion(rv string) (uint64, bool) {
 	return v, err == nil
 }
 
-// classify tells how the cached world relates to the record.
+func uidHash(uid types.UID) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(uid))
+	return h.Sum64()
+}
+
+// classify tells how the cached world relates to the record. A record of
+// another incarnation of the object (deleted and created again under the
+// same name) says nothing about this one.
 func (r writeRecord) classify(w *world) freshness {
+	if uidHash(w.cr.meta.UID) != r.uid {
+		return cacheUnknown
+	}
 	behind := false
 	for _, v := range []struct {
 		cached   string

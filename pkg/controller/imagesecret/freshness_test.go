@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -13,11 +14,11 @@ import (
 func TestLastWritesNeedComparableVersions(t *testing.T) {
 	l := newLastWrites()
 	key := cacheName("team", "ci")
-	l.set(key, "100", "98", "99")
-	if r, ok := l.get(key); !ok || r != (writeRecord{100, 98, 99}) {
+	l.set(key, "uid-1", "100", "98", "99")
+	if r, ok := l.get(key); !ok || r != (writeRecord{uidHash("uid-1"), 100, 98, 99}) {
 		t.Fatalf("record %+v %v", r, ok)
 	}
-	l.set(key, "101", "opaque", "99")
+	l.set(key, "uid-1", "101", "opaque", "99")
 	if _, ok := l.get(key); ok {
 		t.Error("a version that cannot be compared must leave no record")
 	}
@@ -25,7 +26,7 @@ func TestLastWritesNeedComparableVersions(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	mk := func(cr, secret, account string) *world {
-		w := &world{cr: wrapPush(&v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: cr}})}
+		w := &world{cr: wrapPush(&v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{UID: "uid-1", ResourceVersion: cr}})}
 		if secret != "" {
 			w.secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: secret}}
 		}
@@ -34,7 +35,7 @@ func TestClassify(t *testing.T) {
 		}
 		return w
 	}
-	rec := writeRecord{cr: 100, secret: 98, account: 99}
+	rec := writeRecord{uid: uidHash("uid-1"), cr: 100, secret: 98, account: 99}
 	for _, tc := range []struct {
 		name string
 		w    *world
@@ -55,6 +56,11 @@ func TestClassify(t *testing.T) {
 		if got := rec.classify(tc.w); got != tc.want {
 			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
 		}
+	}
+	other := mk("100", "98", "99")
+	other.cr.meta.UID = "uid-2"
+	if got := rec.classify(other); got != cacheUnknown {
+		t.Errorf("a record of another incarnation of the object: got %d, want unknown", got)
 	}
 }
 
@@ -93,5 +99,59 @@ func TestUnlabelledSecretFoundByLiveRead(t *testing.T) {
 	}
 	if a := f.actions(); index(a, "get secrets") < 0 {
 		t.Errorf("no live read after the failed create: %q", a)
+	}
+}
+
+// A rotation decided from a cache that still shows a Secret the user just
+// deleted: the publish succeeds, the Secret write finds nothing. The reset
+// that follows keeps the deleted Secret's password for the grace period,
+// as a reset of a deleted Secret always does.
+func TestRotationWhileSecretDeletedKeepsGrace(t *testing.T) {
+	f := created(t, KindPush)
+	old := f.secret("team", "ci")
+	f.clock.Step(25 * time.Hour)
+	f.syncCaches()
+	if err := f.kube.Tracker().Delete(gvrSecret, "team", old.Name); err != nil {
+		t.Fatal(err)
+	}
+	f.clearActions()
+	if err := f.c.syncHandler(t.Context(), cacheName("team", "ci")); err != nil {
+		t.Fatal(err)
+	}
+	if !accountAccepts(f.account("team", "ci"), string(old.Data[KeyUsername]), string(old.Data[KeyPassword])) {
+		t.Errorf("the deleted Secret's password lost its grace period; actions %q", f.actions())
+	}
+	f.assertSecretWorks("team", "ci")
+	f.clock.Step(DefaultGracePeriod)
+	f.mustSync("team", "ci")
+	if accountAccepts(f.account("team", "ci"), string(old.Data[KeyUsername]), string(old.Data[KeyPassword])) {
+		t.Error("the deleted Secret's password outlived its grace period")
+	}
+}
+
+// An object deleted and created again under the same name is not judged by
+// the record of its predecessor: here the new one names an older Secret,
+// which the record would call "behind" forever.
+func TestRecreatedObjectIgnoresOldRecord(t *testing.T) {
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "older",
+		Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}}}
+	f := newFixture(t, KindPush, foreign, registry(regNS, regName, true), newObject(KindPush, "team", "ci"))
+	f.mustSync("team", "ci")
+	if err := f.client.Tracker().Delete(gvrPush, "team", "ci"); err != nil {
+		t.Fatal(err)
+	}
+	again := newObject(KindPush, "team", "ci").(*v1alpha1.ImagePushSecret)
+	again.UID = "second-incarnation"
+	again.Spec.SecretName = "older"
+	again.ResourceVersion = f.nextRV()
+	if err := f.client.Tracker().Add(again); err != nil {
+		t.Fatal(err)
+	}
+	err := f.sync("team", "ci")
+	if err == nil {
+		t.Fatal("want SecretConflict for a Secret the object does not control")
+	}
+	if c := meta.FindStatusCondition(f.object("team", "ci").status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != SecretConflict {
+		t.Errorf("Ready %+v, want reason %s", c, SecretConflict)
 	}
 }

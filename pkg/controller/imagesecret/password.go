@@ -39,17 +39,20 @@ func hashPassword(password string, cost int) (string, error) {
 // password. Keys and values are 128-bit SHA-256 prefixes without pointers,
 // so an entry costs a few dozen bytes and nothing to the garbage collector;
 // the passwords are 256-bit random, so the digests reveal nothing usable,
-// and they never leave the process. When maxVerified entries are reached
-// the memory starts over, which costs one compare per password once.
+// and they never leave the process. Two generations bound the memory: when
+// the current one holds maxVerified entries it becomes the old one and the
+// previous old one (hashes rotated out long ago, mostly) is dropped; a hit
+// in the old generation moves to the current one.
 type verifier struct {
-	mu sync.Mutex
-	ok map[[16]byte][16]byte
+	mu       sync.Mutex
+	cur, old map[[16]byte][16]byte
 }
 
-// maxVerified is about three hashes for each of 20000 objects.
+// maxVerified per generation is about three hashes for each of 20000
+// objects.
 const maxVerified = 60000
 
-func newVerifier() *verifier { return &verifier{ok: map[[16]byte][16]byte{}} }
+func newVerifier() *verifier { return &verifier{cur: map[[16]byte][16]byte{}} }
 
 func verifierDigests(hash, password string) (key, value [16]byte) {
 	h := sha256.Sum256([]byte(hash))
@@ -64,10 +67,7 @@ func (v *verifier) verify(hash, password string) bool {
 		return false
 	}
 	key, value := verifierDigests(hash, password)
-	v.mu.Lock()
-	known, ok := v.ok[key]
-	v.mu.Unlock()
-	if ok && known == value {
+	if v.known(key, value) {
 		return true
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
@@ -75,6 +75,19 @@ func (v *verifier) verify(hash, password string) bool {
 	}
 	v.store(key, value)
 	return true
+}
+
+func (v *verifier) known(key, value [16]byte) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if got, ok := v.cur[key]; ok {
+		return got == value
+	}
+	if got, ok := v.old[key]; ok && got == value {
+		v.storeLocked(key, value)
+		return true
+	}
+	return false
 }
 
 // remember records that password verifies against hash, which the caller
@@ -91,8 +104,12 @@ func (v *verifier) remember(hash, password string) {
 func (v *verifier) store(key, value [16]byte) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.ok) >= maxVerified {
-		clear(v.ok)
+	v.storeLocked(key, value)
+}
+
+func (v *verifier) storeLocked(key, value [16]byte) {
+	if len(v.cur) >= maxVerified {
+		v.old, v.cur = v.cur, make(map[[16]byte][16]byte, maxVerified/4)
 	}
-	v.ok[key] = value
+	v.cur[key] = value
 }

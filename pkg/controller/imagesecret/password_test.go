@@ -22,8 +22,9 @@ func TestVerifierRemembersFreshHashes(t *testing.T) {
 	}
 }
 
-// TestVerifierIsBounded: the memory starts over at maxVerified entries, and
-// a real hash still verifies afterwards, by a bcrypt compare.
+// TestVerifierIsBounded: at most two generations of maxVerified entries;
+// a hash remembered one generation ago still verifies without bcrypt, and a
+// real hash verifies by a bcrypt compare once it has aged out.
 func TestVerifierIsBounded(t *testing.T) {
 	v := newVerifier()
 	h, err := hashPassword("pw", 4)
@@ -31,13 +32,26 @@ func TestVerifierIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.remember(h, "pw")
+	v.remember("not-bcrypt", "pw")
 	for i := range maxVerified {
 		v.remember(fmt.Sprint("hash-", i), "pw")
 	}
-	if n := len(v.ok); n > maxVerified {
-		t.Fatalf("%d entries, bound %d", n, maxVerified)
+	if n := len(v.cur) + len(v.old); n > 2*maxVerified {
+		t.Fatalf("%d entries, bound %d", n, 2*maxVerified)
+	}
+	if !v.verify("not-bcrypt", "pw") {
+		t.Error("an entry of the old generation was forgotten")
+	}
+	for i := range 2 * maxVerified {
+		v.remember(fmt.Sprint("later-", i), "pw")
+	}
+	if n := len(v.cur) + len(v.old); n > 2*maxVerified {
+		t.Fatalf("%d entries, bound %d", n, 2*maxVerified)
+	}
+	if v.verify("not-bcrypt", "pw") {
+		t.Error("an entry two generations old is still remembered")
 	}
 	if !v.verify(h, "pw") || v.verify(h, "other") {
-		t.Error("a real hash must verify its password after the memory started over")
+		t.Error("a real hash must verify its password after it aged out")
 	}
 }

@@ -49,8 +49,9 @@ package imagesecret
 //     password (the Secret's password is the previous one, or the current
 //     one was issued by initialize/reset, marked by Ready=False reason
 //     Issuing until the Secret has it, and the process stopped before the
-//     Secret write), rotation r is re-issued in place instead and the
-//     previous hash stays. So repeated crashes never push out the hash that
+//     Secret write, or this process just published a rotation whose Secret
+//     write found the Secret deleted), rotation r is re-issued in place
+//     instead and the previous hash stays. So repeated crashes never push out the hash that
 //     the last distributed password verifies.
 //   - dropPrevious: the previous hash is removed only when the Secret's
 //     password is the current one and the grace period, counted from the
@@ -115,6 +116,10 @@ type decision struct {
 	manual bool
 	// due is when the scheduled rotation fell due.
 	due time.Time
+	// currentUndelivered: this process published the current password in
+	// a rotation whose Secret write found the Secret deleted, so it never
+	// was a Secret's password (like Issuing, but known only in memory).
+	currentUndelivered bool
 }
 
 // decide compares the Secret's plaintexts with the published hashes. It
@@ -219,7 +224,7 @@ func (c *Controller) advance(cr *imageSecret, st *v1alpha1.ImageSecretStatus, d 
 		case n < 2 || n > 3:
 			st.Rotation++
 			st.Passwords = []string{curHash, nextHash}
-		case n == 3 && (d.inUseHash == st.Passwords[0] || issuing(st)):
+		case n == 3 && (d.inUseHash == st.Passwords[0] || issuing(st) || d.currentUndelivered):
 			// The current password never was a Secret's password: either
 			// the Secret's password is still the previous one, or the
 			// current one was issued and never reached the Secret. Re-issue

@@ -2,6 +2,7 @@ package imagesecret
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -78,7 +79,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	}
 	d := c.decide(cr, w.secret, now)
 	if d.action == actionKeep {
-		upToDate, err := c.upToDate(w, d)
+		upToDate, err := c.upToDate(w, d, now)
 		if err != nil {
 			return err
 		}
@@ -97,26 +98,32 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if ok {
 		fresh = rec.classify(w)
 	}
+	undelivered := false
 	switch {
 	case fresh == cacheCurrent, !ok && d.action == actionInitialize:
 		err := c.apply(ctx, key, w, d, now)
-		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !apierrors.IsNotFound(err) {
 			return err
 		}
 		// Something the cache did not show yet (or, for Secrets without
 		// the managed-by label, never shows). Whatever was written so far
 		// is a state the protocol resumes from, as after a crash.
+		var u *undeliveredRotationError
+		undelivered = errors.As(err, &u)
 		logger.V(4).Info("Cache was stale; deciding again from live reads", "err", err)
 	case fresh == cacheBehind:
 		logger.V(4).Info("Cache behind our own writes; waiting for their events")
+		c.queue.AddAfter(key, behindRetry)
 		return nil
 	}
 	if w.cr, err = c.objects.getLive(ctx, key.Namespace, key.Name); apierrors.IsNotFound(err) {
+		c.written.forget(key)
 		return nil
 	} else if err != nil {
 		return err
 	}
 	if w.cr.meta.DeletionTimestamp != nil {
+		c.written.forget(key)
 		return c.finalize(ctx, w.cr)
 	}
 	if !slices.Contains(w.cr.meta.Finalizers, FinalizerAccountCleanup) {
@@ -132,11 +139,24 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	} else if err != nil {
 		return fmt.Errorf("reading account of %s %s: %w", c.kind, klog.KObj(w.cr.meta), err)
 	}
-	return c.apply(ctx, key, w, c.decide(w.cr, w.secret, now), now)
+	d = c.decide(w.cr, w.secret, now)
+	if undelivered && d.action == actionReset {
+		d.currentUndelivered = true
+	}
+	return c.apply(ctx, key, w, d, now)
 }
 
+// undeliveredRotationError: a rotation was published (status and account)
+// but its Secret had been deleted meanwhile, so the new current password
+// never reached a Secret. The reset that follows must keep the previous
+// hash, which is what copies of the deleted Secret log in with.
+type undeliveredRotationError struct{ err error }
+
+func (e *undeliveredRotationError) Error() string { return e.err.Error() }
+func (e *undeliveredRotationError) Unwrap() error { return e.err }
+
 // upToDate tells whether a keep decision needs no write at all.
-func (c *Controller) upToDate(w *world, d decision) (bool, error) {
+func (c *Controller) upToDate(w *world, d decision, now time.Time) (bool, error) {
 	st := w.cr.status.DeepCopy()
 	c.observe(w, st)
 	c.setReady(w.cr, st, metav1.ConditionTrue, Issued, c.readyMessage(w.cr))
@@ -149,7 +169,7 @@ func (c *Controller) upToDate(w *world, d decision) (bool, error) {
 	if w.secret == nil || !controlledBy(w.secret, w.cr) {
 		return false, nil
 	}
-	desired, err := c.desiredSecret(w.cr, w.reg, d, c.keptRotatedAt(w, d, time.Time{}))
+	desired, err := c.desiredSecret(w.cr, w.reg, d, c.keptRotatedAt(w, d, now))
 	if err != nil {
 		return false, err
 	}
@@ -175,6 +195,15 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 	// The record of the previous apply no longer holds once this one
 	// writes; a new one is kept only if every step succeeds.
 	c.written.forget(key)
+	// Someone else's Secret or account under our names blocks the object
+	// before anything is published: retries would otherwise issue fresh
+	// hashes each time.
+	if w.secret != nil && !controlledBy(w.secret, w.cr) {
+		return c.notReady(ctx, w.cr, SecretConflict, fmt.Sprintf("Secret %s exists and is not controlled by this object", w.secret.Name))
+	}
+	if w.account != nil && !c.accountOwnedBy(w.account, w.cr) {
+		return c.notReady(ctx, w.cr, AccountConflict, fmt.Sprintf("ImageRegistryAccount %s/%s exists and belongs to someone else", w.account.Namespace, w.account.Name))
+	}
 	var rec struct{ cr, secret, account string }
 	rec.cr, rec.secret, rec.account = w.cr.meta.ResourceVersion, secretVersion(w.secret), accountVersion(w.account)
 
@@ -209,8 +238,6 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 		}
 		rec.account = created.ResourceVersion
 		metrics.AccountOperations.WithLabelValues(string(c.kind), "created").Inc()
-	case !c.accountOwnedBy(w.account, w.cr):
-		return c.notReady(ctx, w.cr, AccountConflict, fmt.Sprintf("ImageRegistryAccount %s/%s exists and belongs to someone else", w.account.Namespace, w.account.Name))
 	case !accountUpToDate(w.account, desiredAccount):
 		updated, err := accounts.Update(ctx, mergeAccount(w.account, desiredAccount), metav1.UpdateOptions{})
 		if err != nil {
@@ -232,8 +259,6 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 			return fmt.Errorf("creating Secret %s: %w", klog.KObj(desired), err)
 		}
 		rec.secret = created.ResourceVersion
-	case !controlledBy(w.secret, w.cr):
-		return c.notReady(ctx, w.cr, SecretConflict, fmt.Sprintf("Secret %s exists and is not controlled by this object", desired.Name))
 	case w.secret.Type != desired.Type:
 		// The type of a Secret is immutable.
 		uid := w.secret.UID
@@ -248,6 +273,9 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, SecretRestored, "Recreated Secret %s with type %s", desired.Name, desired.Type)
 	case !secretUpToDate(w.secret, desired):
 		updated, err := secrets.Update(ctx, mergeSecret(w.secret, desired), metav1.UpdateOptions{})
+		if apierrors.IsNotFound(err) && d.action == actionRotate {
+			return &undeliveredRotationError{fmt.Errorf("updating Secret %s after publishing rotation %d: %w", klog.KObj(desired), w.cr.status.Rotation, err)}
+		}
 		if err != nil {
 			return fmt.Errorf("updating Secret %s: %w", klog.KObj(desired), err)
 		}
@@ -289,7 +317,7 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *world, 
 		w.cr = updated
 		rec.cr = updated.meta.ResourceVersion
 	}
-	c.written.set(key, rec.cr, rec.secret, rec.account)
+	c.written.set(key, w.cr.meta.UID, rec.cr, rec.secret, rec.account)
 	c.schedule(key, w.cr, desired, now)
 	return nil
 }
