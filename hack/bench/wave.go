@@ -153,11 +153,7 @@ func delayHistogram(before, after metrics) histogram {
 	return histogramDelta(before, after, delayMetric, "kind", "push", "pull")
 }
 
-// jitterSpan and jitter mirror imagesecret's rotationDue (rotation.go): a
-// per-object delay below a tenth of min(interval, 1h), from the UID's
-// FNV-1a hash. The bench needs them only for its own cross-check of the
-// delay histogram (due moment to the rotation's status write seen by the
-// watch) and for the span of the wave; keep them in step with rotation.go.
+// sleepCtx sleeps for d or until ctx is done.
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
