@@ -35,8 +35,9 @@ import (
 //     not caught up with our own writes. Their watch events are on the way
 //     and will enqueue the object again, so this sync does nothing but arm
 //     a retry (behindRetry) in case an event never comes.
-//   - otherwise (no record, a recorded object absent from the cache, an
-//     unparsable version): live reads, as before. An absent object is never
+//   - otherwise (no record, a record of another incarnation of the object,
+//     a recorded object absent from the cache, an unparsable version): live
+//     reads. An absent object is never
 //     "behind": a deletion after our create looks the same in the cache.
 type lastWrites struct {
 	mu sync.Mutex
