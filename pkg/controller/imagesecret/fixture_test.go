@@ -135,8 +135,8 @@ func newFixture(t *testing.T, kind Kind, objects ...runtime.Object) *fixture {
 	f.c = c
 	t.Cleanup(c.queue.ShutDown)
 
-	f.kube.PrependReactor("*", "*", f.apiServer(f.kube.Tracker()))
-	f.client.PrependReactor("*", "*", f.apiServer(f.client.Tracker()))
+	f.kube.PrependReactor("*", "*", apiServerWrites(f.kube.Tracker(), f.nextRV))
+	f.client.PrependReactor("*", "*", apiServerWrites(f.client.Tracker(), f.nextRV))
 
 	// Invariant 1 is checked on every Secret write of every test: the
 	// passwords written must verify against what the status and the account
@@ -201,12 +201,12 @@ func newFixture(t *testing.T, kind Kind, objects ...runtime.Object) *fixture {
 	return f
 }
 
-// apiServer makes a fake client's creates and updates behave like the API
+// apiServerWrites makes a fake client's creates and updates behave like the API
 // server's where the controller relies on it: every write gets a new
 // resourceVersion, and an update carrying a resourceVersion other than the
 // stored one fails with Conflict. (The trackers alone keep versions to
 // themselves and accept any update.)
-func (f *fixture) apiServer(tracker core.ObjectTracker) core.ReactionFunc {
+func apiServerWrites(tracker core.ObjectTracker, nextRV func() string) core.ReactionFunc {
 	return func(action core.Action) (bool, runtime.Object, error) {
 		gvr, ns := action.GetResource(), action.GetNamespace()
 		// Create and update actions have the same method set: tell them
@@ -222,7 +222,7 @@ func (f *fixture) apiServer(tracker core.ObjectTracker) core.ReactionFunc {
 			if err != nil {
 				return true, nil, err
 			}
-			m.SetResourceVersion(f.nextRV())
+			m.SetResourceVersion(nextRV())
 			if err := tracker.Create(gvr, obj, ns); err != nil {
 				return true, nil, err
 			}
@@ -245,7 +245,7 @@ func (f *fixture) apiServer(tracker core.ObjectTracker) core.ReactionFunc {
 				return true, nil, apierrors.NewConflict(gvr.GroupResource(), m.GetName(),
 					fmt.Errorf("resourceVersion %s, stored %s", rv, sm.GetResourceVersion()))
 			}
-			m.SetResourceVersion(f.nextRV())
+			m.SetResourceVersion(nextRV())
 			if err := tracker.Update(gvr, obj, ns); err != nil {
 				return true, nil, err
 			}

@@ -2,14 +2,22 @@ package imagesecret
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kubeinformers "k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	core "k8s.io/client-go/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
@@ -61,5 +69,134 @@ func TestRunWiresInformersToSync(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunBurstDecidesFromCache runs the controller on informers over fake
+// clients that version writes like the API server, creates a burst of
+// objects and then asks all of them to rotate. Every object must end with a
+// working Secret, every Secret write must carry only published passwords,
+// and decisions must come from the caches (freshness.go): a cache behind
+// the controller's own writes waits for their events instead of reading
+// live.
+func TestRunBurstDecidesFromCache(t *testing.T) {
+	const n = 40
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := registry(regNS, regName, true)
+	reg.ResourceVersion = "1"
+	kube := k8sfake.NewClientset()
+	client := fake.NewSimpleClientset(reg) //nolint:staticcheck
+	var rv atomic.Int64
+	rv.Store(1)
+	nextRV := func() string { return strconv.FormatInt(rv.Add(1), 10) }
+	kube.PrependReactor("*", "*", apiServerWrites(kube.Tracker(), nextRV))
+	client.PrependReactor("*", "*", apiServerWrites(client.Tracker(), nextRV))
+	var gets atomic.Int64
+	var violations []string
+	var mu sync.Mutex
+	kube.PrependReactor("*", "*", func(a core.Action) (bool, runtime.Object, error) {
+		switch a.GetVerb() {
+		case "get":
+			gets.Add(1)
+		case "create", "update":
+			s := a.(core.CreateAction).GetObject().(*corev1.Secret)
+			o, err := client.Tracker().Get(gvrPush, s.Namespace, s.OwnerReferences[0].Name)
+			if err != nil {
+				return true, nil, err
+			}
+			cr := o.(*v1alpha1.ImagePushSecret)
+			acc, err := client.Tracker().Get(gvrAccount, regNS, accountName(KindPush, cr.Namespace, cr.Name))
+			user, pw := string(s.Data[KeyUsername]), string(s.Data[KeyPassword])
+			if err != nil || !statusAccepts(&cr.Status, user, pw) || !accountAccepts(acc.(*v1alpha1.ImageRegistryAccount), user, pw) {
+				mu.Lock()
+				violations = append(violations, s.Name)
+				mu.Unlock()
+			}
+		}
+		return false, nil, nil
+	})
+	client.PrependReactor("get", "*", func(core.Action) (bool, runtime.Object, error) {
+		gets.Add(1)
+		return false, nil, nil
+	})
+
+	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTransform(TrimForCache))
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(TrimForCache))
+	v := factory.Registry().V1alpha1()
+	c, err := NewController(ctx, kube, client, kubeFactory.Core().V1().Secrets(), v.ImageRegistries(), v.ImageRegistryAccounts(),
+		v.ImagePushSecrets(), nil, Options{Kind: KindPush, BcryptCost: bcrypt.MinCost, DefaultRegistry: types.NamespacedName{Namespace: regNS, Name: regName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeFactory.Start(ctx.Done())
+	factory.Start(ctx.Done())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx, 4) }()
+
+	name := func(i int) string { return fmt.Sprintf("app-%d", i) }
+	for i := range n {
+		if _, err := client.RegistryV1alpha1().ImagePushSecrets("team").Create(ctx, newObject(KindPush, "team", name(i)).(*v1alpha1.ImagePushSecret), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// converged reads the trackers directly: reads through the clients
+	// would count as the controller's.
+	converged := func(rotation int64) bool {
+		for i := range n {
+			o, err := client.Tracker().Get(gvrPush, "team", name(i))
+			if err != nil {
+				return false
+			}
+			cr := o.(*v1alpha1.ImagePushSecret)
+			s, err := kube.Tracker().Get(gvrSecret, "team", name(i)+"-image-push-secret")
+			if err != nil || cr.Status.Rotation != rotation || !meta.IsStatusConditionTrue(cr.Status.Conditions, v1alpha1.ConditionReady) {
+				return false
+			}
+			secret := s.(*corev1.Secret)
+			if !statusAccepts(&cr.Status, string(secret.Data[KeyUsername]), string(secret.Data[KeyPassword])) {
+				return false
+			}
+		}
+		return true
+	}
+	wait := func(rotation int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !converged(rotation) {
+			if time.Now().After(deadline) {
+				t.Fatalf("objects did not converge at rotation %d", rotation)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait(0)
+	created := gets.Load()
+	for i := range n {
+		o, err := client.Tracker().Get(gvrPush, "team", name(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr := o.(*v1alpha1.ImagePushSecret).DeepCopy()
+		cr.Annotations = map[string]string{v1alpha1.AnnotationRotate: "now"}
+		if _, err := client.RegistryV1alpha1().ImagePushSecrets("team").Update(ctx, cr, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait(1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(violations) > 0 {
+		t.Errorf("Secret writes with unpublished passwords: %v", violations)
+	}
+	// A live read happens only when a recorded Secret or account is not in
+	// the cache yet: at most once per object, and rarely.
+	t.Logf("live reads: %d while issuing %d objects, %d while rotating them", created, n, gets.Load()-created)
+	if g := gets.Load(); g > n {
+		t.Errorf("%d live reads for %d objects issued and rotated: decisions did not come from the caches", g, n)
 	}
 }
