@@ -1,6 +1,7 @@
 package imagesecret
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -132,15 +133,7 @@ func secretDataEqual(existing, desired map[string][]byte) bool {
 	if d, trimmed := existing[cacheDigestKey]; trimmed {
 		return string(d) == string(secretDigest(desired))
 	}
-	if len(existing) != len(desired) {
-		return false
-	}
-	for k, v := range desired {
-		if e, ok := existing[k]; !ok || string(e) != string(v) {
-			return false
-		}
-	}
-	return true
+	return maps.EqualFunc(existing, desired, bytes.Equal)
 }
 
 // accountSpecEqual compares an existing account's spec, trimmed or not,

@@ -100,6 +100,12 @@ func TestUnlabelledSecretFoundByLiveRead(t *testing.T) {
 	if a := f.actions(); index(a, "get secrets") < 0 {
 		t.Errorf("no live read after the failed create: %q", a)
 	}
+	if c := meta.FindStatusCondition(f.object("team", "ci").status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != SecretConflict {
+		t.Errorf("Ready %+v, want reason %s", c, SecretConflict)
+	}
+	if s := f.secret("team", "ci"); len(s.Data) != 0 || len(s.OwnerReferences) != 0 {
+		t.Error("the foreign Secret was changed")
+	}
 }
 
 // A rotation decided from a cache that still shows a Secret the user just

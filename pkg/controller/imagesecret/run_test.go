@@ -24,17 +24,17 @@ import (
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 )
 
-// TestRunWiresInformersToSync runs the controller as main.go would, with
-// informers on fake clients, and waits for the Secret of a new object.
-func TestRunWiresInformersToSync(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	kube := k8sfake.NewClientset()
-	client := fake.NewSimpleClientset(registry(regNS, regName, true)) //nolint:staticcheck
-	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.LabelSelector = v1alpha1.LabelManagedBy + "=" + v1alpha1.ManagedByValue
-	}))
-	factory := informers.NewSharedInformerFactory(client, 0)
+// runController starts a push controller on informers over the fake
+// clients, wired as cmd/image-registry-operator wires it: Secrets
+// label-filtered, caches trimmed. The channel yields Run's result once ctx
+// is cancelled.
+func runController(ctx context.Context, t *testing.T, kube *k8sfake.Clientset, client *fake.Clientset, workers int) <-chan error {
+	t.Helper()
+	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTransform(TrimForCache),
+		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = v1alpha1.LabelManagedBy + "=" + v1alpha1.ManagedByValue
+		}))
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(TrimForCache))
 	v := factory.Registry().V1alpha1()
 	c, err := NewController(ctx, kube, client, kubeFactory.Core().V1().Secrets(), v.ImageRegistries(), v.ImageRegistryAccounts(),
 		v.ImagePushSecrets(), nil, Options{Kind: KindPush, BcryptCost: bcrypt.MinCost, DefaultRegistry: types.NamespacedName{Namespace: regNS, Name: regName}})
@@ -43,8 +43,19 @@ func TestRunWiresInformersToSync(t *testing.T) {
 	}
 	kubeFactory.Start(ctx.Done())
 	factory.Start(ctx.Done())
-	done := make(chan error)
-	go func() { done <- c.Run(ctx, 1) }()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, workers) }()
+	return done
+}
+
+// TestRunWiresInformersToSync runs the controller as main.go would, with
+// informers on fake clients, and waits for the Secret of a new object.
+func TestRunWiresInformersToSync(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kube := k8sfake.NewClientset()
+	client := fake.NewSimpleClientset(registry(regNS, regName, true)) //nolint:staticcheck
+	done := runController(ctx, t, kube, client, 1)
 
 	if _, err := client.RegistryV1alpha1().ImagePushSecrets("team").Create(ctx, newObject(KindPush, "team", "ci").(*v1alpha1.ImagePushSecret), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -100,17 +111,12 @@ func TestRunBurstDecidesFromCache(t *testing.T) {
 		case "get":
 			gets.Add(1)
 		case "create", "update":
-			s := a.(core.CreateAction).GetObject().(*corev1.Secret)
-			o, err := client.Tracker().Get(gvrPush, s.Namespace, s.OwnerReferences[0].Name)
-			if err != nil {
-				return true, nil, err
-			}
-			cr := o.(*v1alpha1.ImagePushSecret)
-			acc, err := client.Tracker().Get(gvrAccount, regNS, accountName(KindPush, cr.Namespace, cr.Name))
-			user, pw := string(s.Data[KeyUsername]), string(s.Data[KeyPassword])
-			if err != nil || !statusAccepts(&cr.Status, user, pw) || !accountAccepts(acc.(*v1alpha1.ImageRegistryAccount), user, pw) {
+			// The fixture's invariant-1 check needs only the kind and the
+			// registry client's tracker.
+			inv := &fixture{kind: KindPush, client: client}
+			if msg := inv.secretPublished(a.(core.CreateAction).GetObject().(*corev1.Secret)); msg != "" {
 				mu.Lock()
-				violations = append(violations, s.Name)
+				violations = append(violations, msg)
 				mu.Unlock()
 			}
 		}
@@ -121,18 +127,7 @@ func TestRunBurstDecidesFromCache(t *testing.T) {
 		return false, nil, nil
 	})
 
-	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithTransform(TrimForCache))
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(TrimForCache))
-	v := factory.Registry().V1alpha1()
-	c, err := NewController(ctx, kube, client, kubeFactory.Core().V1().Secrets(), v.ImageRegistries(), v.ImageRegistryAccounts(),
-		v.ImagePushSecrets(), nil, Options{Kind: KindPush, BcryptCost: bcrypt.MinCost, DefaultRegistry: types.NamespacedName{Namespace: regNS, Name: regName}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeFactory.Start(ctx.Done())
-	factory.Start(ctx.Done())
-	done := make(chan error)
-	go func() { done <- c.Run(ctx, 4) }()
+	done := runController(ctx, t, kube, client, 4)
 
 	name := func(i int) string { return fmt.Sprintf("app-%d", i) }
 	for i := range n {
