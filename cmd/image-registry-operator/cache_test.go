@@ -5,9 +5,8 @@ import (
 	"testing"
 	"unsafe"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 )
 
 // The transform keeps every value the controllers read, drops managedFields
@@ -25,7 +24,11 @@ func TestCacheTransform(t *testing.T) {
 		objs[i] = got
 	}
 	gcr1, gcr2 := objs[0].(*v1alpha1.ImagePullSecret), objs[1].(*v1alpha1.ImagePullSecret)
-	gs1, gs2 := objs[2].(*corev1.Secret), objs[3].(*corev1.Secret)
+	gs1, ok1 := imagesecret.CachedSecret(objs[2])
+	gs2, ok2 := imagesecret.CachedSecret(objs[3])
+	if !ok1 || !ok2 {
+		t.Fatalf("Secrets cached as %T, %T", objs[2], objs[3])
+	}
 	if gcr1.ManagedFields != nil || gs1.ManagedFields != nil {
 		t.Error("managedFields kept")
 	}

@@ -33,7 +33,9 @@ type clients struct {
 func newControllers(ctx context.Context, o *options, c clients) (map[string]runnable, []starter, error) {
 	f := newInformerFactories(o, c.kube, c.registry)
 	registries := f.registry.Registry().V1alpha1().ImageRegistries()
-	secrets := f.secrets.Core().V1().Secrets()
+	// The Secret and account caches hold compact entries
+	// (imagesecret.TrimForCache); only these wrappers' listers read them.
+	secrets := imagesecret.CompactSecrets(f.secrets.Core().V1().Secrets())
 
 	registryCtrl, err := imageregistry.NewController(ctx, c.kube, c.registry, c.dynamic,
 		registries,
@@ -58,7 +60,7 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 	ctrls := map[string]runnable{"imageregistry": registryCtrl}
 
 	// Push and pull secrets: one controller each, on shared informers.
-	accounts := f.registry.Registry().V1alpha1().ImageRegistryAccounts()
+	accounts := imagesecret.CompactAccounts(f.registry.Registry().V1alpha1().ImageRegistryAccounts())
 	for _, kind := range []imagesecret.Kind{imagesecret.KindPush, imagesecret.KindPull} {
 		ctrl, err := imagesecret.NewController(ctx, c.kube, c.registry,
 			secrets, registries, accounts,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -316,11 +317,14 @@ func metaObject(obj interface{}) (metav1.Object, bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	o, ok := obj.(metav1.Object)
-	if !ok {
+	// meta.Accessor also reads the compact entries of the shared Secret
+	// cache (imagesecret.TrimForCache).
+	o, err := meta.Accessor(obj)
+	if err != nil {
 		utilruntime.HandleError(fmt.Errorf("unexpected object type %T", obj))
+		return nil, false
 	}
-	return o, ok
+	return o, true
 }
 
 // handleUserConfigMap enqueues the registries whose spec.auth.configMapName

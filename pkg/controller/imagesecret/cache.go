@@ -31,14 +31,16 @@ import (
 const cacheDigestKey = "#cache.sha256"
 
 // TrimForCache is an informer transform for the Secret and
-// ImageRegistryAccount informers this controller reads. It changes, in
-// place, only Secrets controlled by a push or pull object and accounts the
-// operator manages; everything else passes unchanged.
+// ImageRegistryAccount informers this controller reads. It trims only
+// Secrets controlled by a push or pull object and accounts the operator
+// manages, and returns them as compact entries (compact.go) where that loses
+// nothing; everything else passes unchanged. Informers it fills must be read
+// through CompactSecrets and CompactAccounts.
 func TrimForCache(obj interface{}) (interface{}, error) {
 	switch o := obj.(type) {
 	case *corev1.Secret:
 		ref := metav1.GetControllerOf(o)
-		if ref == nil || ref.APIVersion != v1alpha1.SchemeGroupVersion.String() || (ref.Kind != "ImagePushSecret" && ref.Kind != "ImagePullSecret") {
+		if ref == nil || ref.APIVersion != v1alpha1.SchemeGroupVersion.String() || (ref.Kind != pushObjectKind && ref.Kind != pullObjectKind) {
 			return obj, nil
 		}
 		if _, trimmed := o.Data[cacheDigestKey]; trimmed {
@@ -51,6 +53,9 @@ func TrimForCache(obj interface{}) (interface{}, error) {
 			}
 		}
 		o.Data = kept
+		if c := compactSecretFrom(o); c != nil {
+			return c, nil
+		}
 	case *v1alpha1.ImageRegistryAccount:
 		if o.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
 			return obj, nil
@@ -63,6 +68,9 @@ func TrimForCache(obj interface{}) (interface{}, error) {
 		}
 		o.Annotations[cacheDigestKey] = accountSpecDigest(&o.Spec)
 		o.Spec = v1alpha1.ImageRegistryAccountSpec{}
+		if c := compactAccountFrom(o); c != nil {
+			return c, nil
+		}
 	}
 	return obj, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -257,11 +258,11 @@ func newController(
 		objects:        objects,
 		objectIndexer:  objects.informer().GetIndexer(),
 		objectsSynced:  objects.informer().HasSynced,
-		secretLister:   secretInformer.Lister(),
+		secretLister:   CompactSecrets(secretInformer).Lister(),
 		secretsSynced:  secretInformer.Informer().HasSynced,
 		registryLister: registryInformer.Lister(),
 		registrySynced: registryInformer.Informer().HasSynced,
-		accountLister:  accountInformer.Lister(),
+		accountLister:  CompactAccounts(accountInformer).Lister(),
 		accountsSynced: accountInformer.Informer().HasSynced,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
@@ -290,7 +291,9 @@ func newController(
 	if _, err := secretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.handleSecret,
 		UpdateFunc: func(old, cur interface{}) {
-			if old.(*corev1.Secret).ResourceVersion == cur.(*corev1.Secret).ResourceVersion {
+			o, err1 := meta.Accessor(old)
+			n, err2 := meta.Accessor(cur)
+			if err1 == nil && err2 == nil && o.GetResourceVersion() == n.GetResourceVersion() {
 				return
 			}
 			c.handleSecret(cur)
@@ -463,9 +466,11 @@ func unwrapTombstone(obj interface{}) (metav1.Object, bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	o, ok := obj.(metav1.Object)
-	if !ok {
+	// meta.Accessor also reads compact cache entries (compact.go).
+	o, err := meta.Accessor(obj)
+	if err != nil {
 		utilruntime.HandleError(fmt.Errorf("decoding object, invalid type %T", obj))
+		return nil, false
 	}
-	return o, ok
+	return o, true
 }

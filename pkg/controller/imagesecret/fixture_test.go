@@ -460,13 +460,15 @@ func (f *fixture) syncCaches() {
 				items = append(items, &l.Items[i])
 			}
 		}
-		// Trimmed as the operator's informers trim them.
+		// Trimmed (and compacted) as the operator's informers store them.
+		cached := make([]interface{}, len(items))
 		for i := range items {
-			if _, err := TrimForCache(items[i]); err != nil {
+			var err error
+			if cached[i], err = TrimForCache(items[i]); err != nil {
 				f.t.Fatal(err)
 			}
 		}
-		if err := inf.GetIndexer().Replace(items, ""); err != nil {
+		if err := inf.GetIndexer().Replace(cached, ""); err != nil {
 			f.t.Fatal(err)
 		}
 	}

@@ -86,7 +86,7 @@ func (a *pushAccess) updateStatus(ctx context.Context, o *imageSecret) (*imageSe
 func (a *pushAccess) informer() cache.SharedIndexInformer { return a.inf }
 
 func (a *pushAccess) groupVersionKind() schema.GroupVersionKind {
-	return v1alpha1.SchemeGroupVersion.WithKind("ImagePushSecret")
+	return v1alpha1.SchemeGroupVersion.WithKind(pushObjectKind)
 }
 
 type pullAccess struct {
@@ -130,5 +130,5 @@ func (a *pullAccess) updateStatus(ctx context.Context, o *imageSecret) (*imageSe
 func (a *pullAccess) informer() cache.SharedIndexInformer { return a.inf }
 
 func (a *pullAccess) groupVersionKind() schema.GroupVersionKind {
-	return v1alpha1.SchemeGroupVersion.WithKind("ImagePullSecret")
+	return v1alpha1.SchemeGroupVersion.WithKind(pullObjectKind)
 }

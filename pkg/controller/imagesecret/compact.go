@@ -1,0 +1,214 @@
+package imagesecret
+
+import (
+	"bytes"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+)
+
+// Compact cache entries. Even trimmed, a typed Secret and account cost the
+// informer caches about 3.5 KiB per push or pull object, most of it Go map
+// and ObjectMeta overhead around a few short strings. When their metadata
+// is exactly what the controller writes (the usual case: nobody else
+// labels, annotates or holds them), TrimForCache stores them as the structs
+// below, which keep only what cannot be derived. The listers of
+// CompactSecrets and CompactAccounts expand them back into the trimmed
+// typed objects the controllers read. TrimForCache keeps the typed form
+// whenever expanding would not give back the same object, so nothing a
+// write starts from is ever lost.
+
+// compactSecret is a trimmed Secret controlled by a push or pull object,
+// with the labels, annotation and owner reference desiredSecret writes.
+type compactSecret struct {
+	name, namespace string
+	uid             types.UID
+	resourceVersion string
+	generation      int64
+	created         int64 // metadata.creationTimestamp, Unix seconds
+	secretType      corev1.SecretType
+	ownerKind       string // ImagePushSecret or ImagePullSecret
+	ownerName       string
+	ownerUID        types.UID
+	rotatedAt       string // AnnotationRotatedAt
+	digest          []byte // cacheDigestKey
+	password        []byte // nil: no KeyPassword
+	nextPassword    []byte // nil: no KeyNextPassword
+}
+
+// compactAccount is a trimmed account with the labels and annotations
+// desiredAccount writes.
+type compactAccount struct {
+	name, namespace string
+	uid             types.UID
+	resourceVersion string
+	generation      int64
+	created         int64
+	owner           string // AnnotationOwner: <kind>/<namespace>/<name>
+	ownerUID        string // AnnotationOwnerUID
+	digest          string // cacheDigestKey
+}
+
+// compactSecretFrom returns the compact form of a trimmed Secret, or nil if
+// its expansion would differ from it.
+func compactSecretFrom(s *corev1.Secret) *compactSecret {
+	ref := metav1.GetControllerOf(s)
+	if ref == nil || len(s.OwnerReferences) != 1 {
+		return nil
+	}
+	c := &compactSecret{
+		name: s.Name, namespace: s.Namespace, uid: s.UID, resourceVersion: s.ResourceVersion,
+		generation: s.Generation, created: s.CreationTimestamp.Unix(),
+		secretType: canonicalSecretType(s.Type),
+		ownerKind:  canonicalOwnerKind(ref.Kind),
+		ownerName:  ref.Name, ownerUID: ref.UID,
+		rotatedAt: s.Annotations[AnnotationRotatedAt],
+		digest:    s.Data[cacheDigestKey],
+		password:  s.Data[KeyPassword], nextPassword: s.Data[KeyNextPassword],
+	}
+	want := c.secret()
+	if !equality.Semantic.DeepEqual(want.ObjectMeta, withoutManagedFields(s.ObjectMeta)) ||
+		want.Type != s.Type || !maps.EqualFunc(want.Data, s.Data, bytes.Equal) ||
+		s.Immutable != nil || s.StringData != nil {
+		return nil
+	}
+	return c
+}
+
+// secret expands the entry into the trimmed Secret it was made from.
+func (c *compactSecret) secret() *corev1.Secret {
+	data := map[string][]byte{cacheDigestKey: c.digest}
+	if c.password != nil {
+		data[KeyPassword] = c.password
+	}
+	if c.nextPassword != nil {
+		data[KeyNextPassword] = c.nextPassword
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: c.name, Namespace: c.namespace, UID: c.uid, ResourceVersion: c.resourceVersion,
+			Generation: c.generation, CreationTimestamp: metav1.Unix(c.created, 0),
+			Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
+			Annotations: map[string]string{AnnotationRotatedAt: c.rotatedAt},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: c.ownerKind,
+				Name: c.ownerName, UID: c.ownerUID,
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+			}},
+		},
+		Type: c.secretType,
+		Data: data,
+	}
+}
+
+// compactAccountFrom returns the compact form of a trimmed account, or nil
+// if its expansion would differ from it.
+func compactAccountFrom(a *v1alpha1.ImageRegistryAccount) *compactAccount {
+	c := &compactAccount{
+		name: a.Name, namespace: a.Namespace, uid: a.UID, resourceVersion: a.ResourceVersion,
+		generation: a.Generation, created: a.CreationTimestamp.Unix(),
+		owner: a.Annotations[AnnotationOwner], ownerUID: a.Annotations[AnnotationOwnerUID],
+		digest: a.Annotations[cacheDigestKey],
+	}
+	want := c.account()
+	if want == nil || !equality.Semantic.DeepEqual(want.ObjectMeta, withoutManagedFields(a.ObjectMeta)) ||
+		!equality.Semantic.DeepEqual(want.Spec, a.Spec) {
+		return nil
+	}
+	return c
+}
+
+// account expands the entry into the trimmed account it was made from; nil
+// if the owner annotation does not parse.
+func (c *compactAccount) account() *v1alpha1.ImageRegistryAccount {
+	kind, ns, name, ok := parseOwner(c.owner)
+	if !ok {
+		return nil
+	}
+	return &v1alpha1.ImageRegistryAccount{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: c.name, Namespace: c.namespace, UID: c.uid, ResourceVersion: c.resourceVersion,
+			Generation: c.generation, CreationTimestamp: metav1.Unix(c.created, 0),
+			Labels: map[string]string{
+				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
+				LabelType:               string(kind),
+				LabelOwnerNamespace:     labelValue(ns),
+				LabelOwnerName:          labelValue(name),
+			},
+			Annotations: map[string]string{
+				AnnotationOwner:    c.owner,
+				AnnotationOwnerUID: c.ownerUID,
+				cacheDigestKey:     c.digest,
+			},
+		},
+	}
+}
+
+func withoutManagedFields(m metav1.ObjectMeta) metav1.ObjectMeta {
+	m.ManagedFields = nil
+	return m
+}
+
+// canonicalSecretType and canonicalOwnerKind return the package's constant
+// for a known value, so that entries share its bytes instead of each
+// holding a decoded copy.
+func canonicalSecretType(t corev1.SecretType) corev1.SecretType {
+	switch t {
+	case corev1.SecretTypeOpaque:
+		return corev1.SecretTypeOpaque
+	case corev1.SecretTypeDockerConfigJson:
+		return corev1.SecretTypeDockerConfigJson
+	}
+	return t
+}
+
+func canonicalOwnerKind(k string) string {
+	switch k {
+	case pushObjectKind:
+		return pushObjectKind
+	case pullObjectKind:
+		return pullObjectKind
+	}
+	return k
+}
+
+const (
+	pushObjectKind = "ImagePushSecret"
+	pullObjectKind = "ImagePullSecret"
+)
+
+// The informers' key and index functions and the controllers' event
+// handlers reach an entry's metadata through meta.Accessor, which accepts a
+// metav1.ObjectMetaAccessor; runtime.Object is there for client-go code
+// that copies cached objects (the cache mutation detector).
+
+func (c *compactSecret) GetObjectMeta() metav1.Object { return &c.secret().ObjectMeta }
+
+func (c *compactSecret) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (c *compactSecret) DeepCopyObject() runtime.Object {
+	cp := *c // every field is immutable once cached
+	return &cp
+}
+
+func (c *compactAccount) GetObjectMeta() metav1.Object {
+	if a := c.account(); a != nil {
+		return &a.ObjectMeta
+	}
+	return &metav1.ObjectMeta{Name: c.name, Namespace: c.namespace}
+}
+
+func (c *compactAccount) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (c *compactAccount) DeepCopyObject() runtime.Object {
+	cp := *c
+	return &cp
+}
