@@ -40,6 +40,7 @@ type config struct {
 	skipToken    bool
 	skipSweep    bool
 	skipWave     bool
+	replay       bool
 	// rotationInterval is spec.rotationInterval of every push and pull
 	// object; gracePeriod the operator's effective --grace-period.
 	rotationInterval time.Duration
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&cfg.bcryptCost, "bcrypt-cost", 0, "bcrypt cost passed to the operator and used for the floor. 0: the operator's default.")
 	flag.DurationVar(&cfg.readyTimeout, "ready-timeout", 15*time.Minute, "Give up waiting for Ready (or a rotation sweep) after this long.")
 	flag.IntVar(&cfg.unrelated, "unrelated-secrets", 5000, "Unrelated Secrets created in another namespace to check that they cost the operator nothing. 0: skip.")
+	flag.BoolVar(&cfg.replay, "replay", true, "After each N, with its operator stopped, replay the protocol's writes for 2N new objects from the bench itself (the ideal client) and compare.")
 	flag.BoolVar(&cfg.skipToken, "skip-token", false, "Skip the token server and ext_auth measurements.")
 	flag.BoolVar(&cfg.skipSweep, "skip-sweep", false, "Skip the rotation sweeps (the manual one and the scheduled wave that follows it).")
 	flag.BoolVar(&cfg.skipWave, "skip-wave", false, "Skip only the scheduled rotation wave (it waits about --rotation-interval after the manual sweep of each N).")

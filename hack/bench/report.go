@@ -31,6 +31,7 @@ type scaleResult struct {
 	sweepRequests          float64
 	queueWaitBound         float64
 	cpCPU                  float64
+	benchCPU               float64 // the bench process while waiting for Ready (creates, watch)
 	objectBytes            string
 
 	// The scheduled rotation wave after the sweep (wave.go).
@@ -49,6 +50,14 @@ type scaleResult struct {
 	waveQueueWait                      float64
 	waveScheduledBefore                float64 // scheduled rotations before the wave's baseline
 	waveEarly, waveInGrace             int
+
+	// The ideal-client replay with no operator (replay.go).
+	replayTime     time.Duration // first create to last Ready seen by the watch
+	replayWrites   time.Duration // first create to the last write's response
+	replayCPCPU    float64       // etcd, apiserver, kcm
+	replayBenchCPU float64       // the bench process: bcrypt, clients, watch
+	replayLoad     string
+	replayBytes    string // JSON sizes, to compare with objectBytes
 }
 
 type tokenResult struct {
@@ -108,6 +117,12 @@ func (r *results) rows() []row {
 		add("time to Ready (2N objects)", n, secs(s.readyTime), fmt.Sprintf("floor %s (bcrypt %s + API %s): actual/floor %.2f; with every custom-resource write priced as a create: floor %s, actual/floor %.2f; created in %s; load %s",
 			secs(floor), secs(s.bcryptFloor), secs(s.apiFloor), s.readyTime.Seconds()/floor.Seconds(),
 			secs(createsFloor), s.readyTime.Seconds()/createsFloor.Seconds(), secs(s.createTime), s.load))
+		if s.replayTime > 0 {
+			add("ideal client replay (no operator)", n, secs(s.replayTime), fmt.Sprintf("floor %s: replay/floor %.2f; operator / ideal %.2f; the 32 creating goroutines make each object's 5 writes themselves, all answered after %s; CPU in the same time: control plane (etcd, apiserver, kcm) %.1fs, bench process %.1fs, i.e. %.2f of %d cores busy (operator run: control plane %.1fs, operator %.1fs, bench %.1fs, %.2f cores); JSON sizes: %s; load %s",
+				secs(floor), s.replayTime.Seconds()/floor.Seconds(), s.readyTime.Seconds()/s.replayTime.Seconds(), secs(s.replayWrites),
+				s.replayCPCPU, s.replayBenchCPU, (s.replayCPCPU+s.replayBenchCPU)/s.replayTime.Seconds(), cores(),
+				s.cpCPU, s.cpu, s.benchCPU, (s.cpCPU+s.cpu+s.benchCPU)/s.readyTime.Seconds(), s.replayBytes, s.replayLoad))
+		}
 		add("operator CPU", n, fmt.Sprintf("%.1fs", s.cpu), fmt.Sprintf("peak %.2f cores; %.1f ms per object; control plane (etcd, apiserver, kcm) %.1fs in the same time, i.e. %.2f of %d cores busy with operator + control plane",
 			s.peakCPU, 1000*s.cpu/float64(2*s.n), s.cpCPU, (s.cpu+s.cpCPU)/s.readyTime.Seconds(), cores()))
 		add("operator API requests", n, fmt.Sprintf("%.0f", s.requests), fmt.Sprintf("%.1f per object: %s", s.requests/float64(2*s.n), s.requestsByVerb))
@@ -199,6 +214,7 @@ func (r *results) svg() string {
 	for _, s := range r.scale {
 		maxN = math.Max(maxN, float64(s.n))
 		maxT = math.Max(maxT, math.Max(s.readyTime.Seconds(), (s.bcryptFloor+s.apiFloor).Seconds()))
+		maxT = math.Max(maxT, s.replayTime.Seconds())
 	}
 	maxT *= 1.1
 	x := func(n float64) float64 { return left + (w-left-right)*n/maxN }
@@ -231,8 +247,21 @@ func (r *results) svg() string {
 	}
 	line("#c0392b", func(s scaleResult) float64 { return s.readyTime.Seconds() }, "measured", top+10)
 	line("#2471a3", func(s scaleResult) float64 { return (s.bcryptFloor + s.apiFloor).Seconds() }, "floor (bcrypt CPU + API writes)", top+26)
+	if r.allReplayed() {
+		line("#27ae60", func(s scaleResult) float64 { return s.replayTime.Seconds() }, "ideal client replay (no operator)", top+42)
+	}
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// allReplayed: every N has an ideal-client replay to plot.
+func (r *results) allReplayed() bool {
+	for _, s := range r.scale {
+		if s.replayTime <= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // waveRows are the rows (metric, value, notes) of the scheduled wave.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -434,6 +435,8 @@ func waitCount(ctx context.Context, c *atomic.Int64, want int64, timeout time.Du
 // scaleRun creates N push and N pull objects against one Ready registry
 // with its own namespaced operator, then sweeps a rotation over all of them
 // and follows the scheduled rotations that fall due one interval later.
+// Last, with the operator stopped, the ideal client replays the protocol's
+// writes for N new objects of each kind (replay.go).
 func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *results) (*scaleResult, error) {
 	ns := fmt.Sprintf("bench-%d", n)
 	sr := &scaleResult{n: n, load: loadAvg()}
@@ -487,6 +490,7 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 	}
 	cpu0 := cpuSeconds(op.pid())
 	cp0 := childrenCPU(op.pid())
+	self0 := cpuSeconds(os.Getpid())
 	rss0, _ := memKiB(op.pid())
 	heap0 := m0["go_memstats_heap_inuse_bytes"]
 	live0, err := op.liveHeap(ctx)
@@ -497,14 +501,9 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 	// N push + N pull at once.
 	sampler := sampleCPU(op.pid(), time.Second)
 	start := time.Now()
-	ref := &v1alpha1.RegistryRef{Name: "registry"}
-	var interval *metav1.Duration // nil: the operator's --rotation-interval
-	if b.cfg.rotationInterval > 0 {
-		interval = &metav1.Duration{Duration: b.cfg.rotationInterval}
-	}
 	if err := parallel(ctx, 2*n, 32, func(i int) error {
 		name := fmt.Sprintf("app-%d", i/2)
-		spec := v1alpha1.ImageSecretSpec{RegistryRef: ref, RotationInterval: interval}
+		spec := b.objectSpec()
 		var err error
 		if i%2 == 0 {
 			_, err = b.reg.RegistryV1alpha1().ImagePushSecrets(ns).Create(ctx, &v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
@@ -526,6 +525,7 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 	sr.peakCPU = sampler.finish()
 	sr.cpu = cpuSeconds(op.pid()) - cpu0
 	sr.cpCPU = childrenCPU(op.pid()) - cp0
+	sr.benchCPU = cpuSeconds(os.Getpid()) - self0
 	m1, err := scrape(ctx, op.metricsURL)
 	if err != nil {
 		return sr, err
@@ -554,6 +554,13 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 	logf("N=%d: RSS %.0f KiB (%+.2f KiB per CR), heap in use %+.2f KiB per CR, live heap %+.2f KiB per CR, peak RSS %.0f KiB", n, rss1, sr.rssPerCR, sr.heapPerCR, sr.livePerCR, sr.hwm)
 
 	sr.objectBytes = b.objectSizes(ctx, ns)
+	// What the operator wrote for app-0, before any rotation changes it.
+	var tmpl replayTemplates
+	if b.cfg.replay {
+		if tmpl, err = b.replayTemplates(ctx, ns); err != nil {
+			return sr, fmt.Errorf("replay templates: %w", err)
+		}
+	}
 
 	if tokenBench {
 		if err := b.tokenBench(ctx, ns, res); err != nil {
@@ -570,7 +577,23 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 			}
 		}
 	}
+	if b.cfg.replay {
+		// The ideal client runs with no operator at all.
+		op.stop()
+		if err := b.replay(ctx, n, tmpl, sr); err != nil {
+			return sr, fmt.Errorf("ideal client replay: %w", err)
+		}
+	}
 	return sr, nil
+}
+
+// objectSpec is the spec of every push and pull object the bench creates.
+func (b *bench) objectSpec() v1alpha1.ImageSecretSpec {
+	spec := v1alpha1.ImageSecretSpec{RegistryRef: &v1alpha1.RegistryRef{Name: "registry"}}
+	if b.cfg.rotationInterval > 0 { // else the operator's --rotation-interval
+		spec.RotationInterval = &metav1.Duration{Duration: b.cfg.rotationInterval}
+	}
+	return spec
 }
 
 // sweep asks every object for a rotation at once (the rotate annotation)
