@@ -2,6 +2,7 @@ package imagesecret
 
 import (
 	"bytes"
+	"encoding/hex"
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,15 +30,16 @@ import (
 // compactSecret is a trimmed Secret controlled by a push or pull object,
 // with the labels, annotation and owner reference desiredSecret writes.
 type compactSecret struct {
-	name, namespace string
-	uid             types.UID
+	name            string // "": the owner's name plus the generated suffix
+	namespace       string
+	uid             compactUID
 	resourceVersion string
 	generation      int64
 	created         int64 // metadata.creationTimestamp, Unix seconds
 	secretType      corev1.SecretType
 	ownerKind       string // ImagePushSecret or ImagePullSecret
 	ownerName       string
-	ownerUID        types.UID
+	ownerUID        compactUID
 	rotatedAt       string // AnnotationRotatedAt
 	digest          []byte // cacheDigestKey
 	password        []byte // nil: no KeyPassword
@@ -48,13 +50,13 @@ type compactSecret struct {
 // desiredAccount writes.
 type compactAccount struct {
 	name, namespace string
-	uid             types.UID
+	uid             compactUID
 	resourceVersion string
 	generation      int64
 	created         int64
-	owner           string // AnnotationOwner: <kind>/<namespace>/<name>
-	ownerUID        string // AnnotationOwnerUID
-	digest          string // cacheDigestKey
+	owner           string     // AnnotationOwner: <kind>/<namespace>/<name>
+	ownerUID        compactUID // AnnotationOwnerUID
+	digest          string     // cacheDigestKey
 }
 
 // compactSecretFrom returns the compact form of a trimmed Secret, or nil if
@@ -65,14 +67,17 @@ func compactSecretFrom(s *corev1.Secret) *compactSecret {
 		return nil
 	}
 	c := &compactSecret{
-		name: s.Name, namespace: s.Namespace, uid: s.UID, resourceVersion: s.ResourceVersion,
+		name: s.Name, namespace: s.Namespace, uid: newCompactUID(s.UID), resourceVersion: s.ResourceVersion,
 		generation: s.Generation, created: s.CreationTimestamp.Unix(),
 		secretType: canonicalSecretType(s.Type),
 		ownerKind:  canonicalOwnerKind(ref.Kind),
-		ownerName:  ref.Name, ownerUID: ref.UID,
+		ownerName:  ref.Name, ownerUID: newCompactUID(ref.UID),
 		rotatedAt: s.Annotations[AnnotationRotatedAt],
 		digest:    s.Data[cacheDigestKey],
 		password:  s.Data[KeyPassword], nextPassword: s.Data[KeyNextPassword],
+	}
+	if c.name == c.derivedName() {
+		c.name = ""
 	}
 	want := c.secret()
 	if !equality.Semantic.DeepEqual(want.ObjectMeta, withoutManagedFields(s.ObjectMeta)) ||
@@ -92,15 +97,19 @@ func (c *compactSecret) secret() *corev1.Secret {
 	if c.nextPassword != nil {
 		data[KeyNextPassword] = c.nextPassword
 	}
+	name := c.name
+	if name == "" {
+		name = c.derivedName()
+	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: c.name, Namespace: c.namespace, UID: c.uid, ResourceVersion: c.resourceVersion,
+			Name: name, Namespace: c.namespace, UID: c.uid.uid(), ResourceVersion: c.resourceVersion,
 			Generation: c.generation, CreationTimestamp: metav1.Unix(c.created, 0),
 			Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
 			Annotations: map[string]string{AnnotationRotatedAt: c.rotatedAt},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: c.ownerKind,
-				Name: c.ownerName, UID: c.ownerUID,
+				Name: c.ownerName, UID: c.ownerUID.uid(),
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 			}},
 		},
@@ -113,10 +122,11 @@ func (c *compactSecret) secret() *corev1.Secret {
 // if its expansion would differ from it.
 func compactAccountFrom(a *v1alpha1.ImageRegistryAccount) *compactAccount {
 	c := &compactAccount{
-		name: a.Name, namespace: a.Namespace, uid: a.UID, resourceVersion: a.ResourceVersion,
+		name: a.Name, namespace: a.Namespace, uid: newCompactUID(a.UID), resourceVersion: a.ResourceVersion,
 		generation: a.Generation, created: a.CreationTimestamp.Unix(),
-		owner: a.Annotations[AnnotationOwner], ownerUID: a.Annotations[AnnotationOwnerUID],
-		digest: a.Annotations[cacheDigestKey],
+		owner:    a.Annotations[AnnotationOwner],
+		ownerUID: newCompactUID(types.UID(a.Annotations[AnnotationOwnerUID])),
+		digest:   a.Annotations[cacheDigestKey],
 	}
 	want := c.account()
 	if want == nil || !equality.Semantic.DeepEqual(want.ObjectMeta, withoutManagedFields(a.ObjectMeta)) ||
@@ -135,7 +145,7 @@ func (c *compactAccount) account() *v1alpha1.ImageRegistryAccount {
 	}
 	return &v1alpha1.ImageRegistryAccount{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: c.name, Namespace: c.namespace, UID: c.uid, ResourceVersion: c.resourceVersion,
+			Name: c.name, Namespace: c.namespace, UID: c.uid.uid(), ResourceVersion: c.resourceVersion,
 			Generation: c.generation, CreationTimestamp: metav1.Unix(c.created, 0),
 			Labels: map[string]string{
 				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
@@ -145,11 +155,46 @@ func (c *compactAccount) account() *v1alpha1.ImageRegistryAccount {
 			},
 			Annotations: map[string]string{
 				AnnotationOwner:    c.owner,
-				AnnotationOwnerUID: c.ownerUID,
+				AnnotationOwnerUID: string(c.ownerUID.uid()),
 				cacheDigestKey:     c.digest,
 			},
 		},
 	}
+}
+
+// derivedName is the name secretName gives the owner's Secret.
+func (c *compactSecret) derivedName() string {
+	kind := KindPush
+	if c.ownerKind == pullObjectKind {
+		kind = KindPull
+	}
+	return c.ownerName + "-image-" + string(kind) + "-secret"
+}
+
+// compactUID holds a UID the API server generated (a lowercase UUID) in 16
+// bytes, and any other UID as it is.
+type compactUID struct {
+	uuid  [16]byte
+	other types.UID
+}
+
+func newCompactUID(u types.UID) compactUID {
+	var c compactUID
+	if len(u) == 36 && u[8] == '-' && u[13] == '-' && u[18] == '-' && u[23] == '-' {
+		hexDigits := string(u[0:8]) + string(u[9:13]) + string(u[14:18]) + string(u[19:23]) + string(u[24:])
+		if _, err := hex.Decode(c.uuid[:], []byte(hexDigits)); err == nil && c.uuid != [16]byte{} && c.uid() == u {
+			return c
+		}
+	}
+	return compactUID{other: u}
+}
+
+func (c compactUID) uid() types.UID {
+	if c.uuid == [16]byte{} {
+		return c.other
+	}
+	h := hex.EncodeToString(c.uuid[:])
+	return types.UID(h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
 }
 
 func withoutManagedFields(m metav1.ObjectMeta) metav1.ObjectMeta {

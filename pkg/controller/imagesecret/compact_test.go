@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -198,6 +199,25 @@ func TestCompactListersAndHandlers(t *testing.T) {
 	for _, obj := range items {
 		if key, err := cache.MetaNamespaceKeyFunc(obj); err != nil || key == "" {
 			t.Errorf("key of %T: %q, %v", obj, key, err)
+		}
+	}
+}
+
+func TestCompactUID(t *testing.T) {
+	for _, u := range []types.UID{
+		"0b7f3c2e-1d4a-4f6b-9c8d-00000000002a", // as the API server makes them
+		"0B7F3C2E-1D4A-4F6B-9C8D-00000000002A", // kept as it is: it would not format back
+		"00000000-0000-0000-0000-000000000000",
+		"uid-team-ci",
+		"0b7f3c2e-1d4a-4f6b-9c8d-00000000002x",
+		"",
+	} {
+		c := newCompactUID(u)
+		if got := c.uid(); got != u {
+			t.Errorf("%q came back as %q", u, got)
+		}
+		if packed := c.uuid != [16]byte{}; packed != (u == "0b7f3c2e-1d4a-4f6b-9c8d-00000000002a") {
+			t.Errorf("%q: packed into 16 bytes = %v", u, packed)
 		}
 	}
 }
