@@ -43,6 +43,8 @@ func main() {
 		os.Exit(2)
 	}
 
+	klog.InfoS("Garbage collector target", "gcPercent", applyGCPercent())
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
