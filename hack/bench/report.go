@@ -52,6 +52,7 @@ type scaleResult struct {
 	waveEarly, waveInGrace             int
 
 	// The ideal-client replay with no operator (replay.go).
+	replayTmpl     replayTemplates
 	replayTime     time.Duration // first create to last Ready seen by the watch
 	replayWrites   time.Duration // first create to the last write's response
 	replayCPCPU    float64       // etcd, apiserver, kcm

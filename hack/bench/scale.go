@@ -107,6 +107,17 @@ func run(ctx context.Context, cfg config, root string) (*results, error) {
 			return res, fmt.Errorf("N=%d: %w", n, err)
 		}
 	}
+	// The replays come after every operator run, so that no operator run
+	// shares etcd and the watch caches with the replays' objects (which
+	// stay, finalizers and all, as the operator runs' objects do).
+	if cfg.replay {
+		for i := range res.scale {
+			s := &res.scale[i]
+			if err := b.replay(ctx, s.n, s.replayTmpl, s); err != nil {
+				return res, fmt.Errorf("N=%d: ideal client replay: %w", s.n, err)
+			}
+		}
+	}
 	res.loadEnd = loadAvg()
 	res.finished = time.Now()
 	return res, nil
@@ -435,8 +446,8 @@ func waitCount(ctx context.Context, c *atomic.Int64, want int64, timeout time.Du
 // scaleRun creates N push and N pull objects against one Ready registry
 // with its own namespaced operator, then sweeps a rotation over all of them
 // and follows the scheduled rotations that fall due one interval later.
-// Last, with the operator stopped, the ideal client replays the protocol's
-// writes for N new objects of each kind (replay.go).
+// It keeps what the ideal-client replay needs (replay.go), which run starts
+// once every N has been measured.
 func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *results) (*scaleResult, error) {
 	ns := fmt.Sprintf("bench-%d", n)
 	sr := &scaleResult{n: n, load: loadAvg()}
@@ -555,9 +566,8 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 
 	sr.objectBytes = b.objectSizes(ctx, ns)
 	// What the operator wrote for app-0, before any rotation changes it.
-	var tmpl replayTemplates
 	if b.cfg.replay {
-		if tmpl, err = b.replayTemplates(ctx, ns); err != nil {
+		if sr.replayTmpl, err = b.replayTemplates(ctx, ns); err != nil {
 			return sr, fmt.Errorf("replay templates: %w", err)
 		}
 	}
@@ -575,13 +585,6 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 			if err := b.wave(ctx, n, op, w, sr); err != nil {
 				return sr, fmt.Errorf("scheduled rotation wave: %w", err)
 			}
-		}
-	}
-	if b.cfg.replay {
-		// The ideal client runs with no operator at all.
-		op.stop()
-		if err := b.replay(ctx, n, tmpl, sr); err != nil {
-			return sr, fmt.Errorf("ideal client replay: %w", err)
 		}
 	}
 	return sr, nil
