@@ -17,7 +17,9 @@ import (
 //   - metadata.managedFields go: no controller reads them, and they are
 //     often the largest part of an object;
 //   - generated Secrets and accounts are trimmed to what the push/pull
-//     controllers compare (imagesecret.TrimForCache);
+//     controllers compare and, as a rule, kept as compact entries rather
+//     than typed objects (imagesecret.TrimForCache; read them through
+//     imagesecret.CompactSecrets and CompactAccounts);
 //   - strings that thousands of objects repeat (namespaces, label and
 //     annotation keys, owner kinds, condition reasons) share one copy.
 func cacheTransform(obj interface{}) (interface{}, error) {

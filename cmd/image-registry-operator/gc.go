@@ -13,7 +13,7 @@ import (
 // collecting, and the runtime keeps that much mapped afterwards; at 25 the
 // heap stays within 1.25 times. make bench, N=3000 (docs/performance.md):
 // RSS growth 7.6-8.3 KiB per object at 100, 6.1 at 50, 4.8 at 25, for about
-// a tenth more operator CPU while a burst is synced.
+// a fifth more operator CPU while a burst of new objects is synced.
 const defaultGCPercent = 25
 
 // applyGCPercent sets defaultGCPercent unless GOGC is set, and returns the
