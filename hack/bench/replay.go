@@ -142,17 +142,6 @@ func (t replayTemplate) newAccount(kind imagesecret.Kind, ns string, o metav1.Ob
 	return a
 }
 
-// dockerConfig is the docker config the operator renders (secret.go).
-type dockerConfig struct {
-	Auths map[string]dockerAuth `json:"auths"`
-}
-
-type dockerAuth struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Auth     string `json:"auth"`
-}
-
 // newSecret is write 4: the template Secret renamed, controlled by o, with
 // the plaintexts (secret.go, desiredSecret).
 func (t replayTemplate) newSecret(ns, name string, o metav1.Object, cur, next string, now time.Time) (*corev1.Secret, error) {
@@ -171,22 +160,33 @@ func (t replayTemplate) newSecret(ns, name string, o metav1.Object, cur, next st
 	}
 	s.Annotations[imagesecret.AnnotationRotatedAt] = now.UTC().Format(time.RFC3339Nano)
 	user := fmt.Sprintf("%s/%s/0", ns, o.GetName())
-	host := string(s.Data[imagesecret.KeyRegistry])
-	cfg, err := json.Marshal(dockerConfig{Auths: map[string]dockerAuth{host: {
-		Username: user, Password: cur, Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + cur)),
-	}}})
-	if err != nil {
-		return nil, err
-	}
 	s.Data[imagesecret.KeyUsername] = []byte(user)
 	s.Data[imagesecret.KeyPassword] = []byte(cur)
 	s.Data[imagesecret.KeyNextPassword] = []byte(next)
 	for _, k := range []string{imagesecret.KeyPushConfig, corev1.DockerConfigJsonKey} {
-		if _, ok := s.Data[k]; ok {
+		if tmpl, ok := s.Data[k]; ok {
+			cfg, err := withCredentials(tmpl, user, cur)
+			if err != nil {
+				return nil, fmt.Errorf("template Secret's %s: %w", k, err)
+			}
 			s.Data[k] = cfg
 		}
 	}
 	return s, nil
+}
+
+// withCredentials returns the template's docker config ({"auths": {host:
+// {"username", "password", "auth"}}}) with every host's login replaced.
+func withCredentials(tmpl []byte, user, password string) ([]byte, error) {
+	var cfg map[string]map[string]map[string]string
+	if err := json.Unmarshal(tmpl, &cfg); err != nil {
+		return nil, err
+	}
+	for _, login := range cfg["auths"] {
+		login["username"], login["password"] = user, password
+		login["auth"] = base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	}
+	return json.Marshal(cfg)
 }
 
 // newCredential is a password as the operator makes one (32 random bytes,
