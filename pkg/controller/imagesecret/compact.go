@@ -97,24 +97,24 @@ func (c *compactSecret) secret() *corev1.Secret {
 	if c.nextPassword != nil {
 		data[KeyNextPassword] = c.nextPassword
 	}
+	return &corev1.Secret{ObjectMeta: *c.objectMeta(), Type: c.secretType, Data: data}
+}
+
+func (c *compactSecret) objectMeta() *metav1.ObjectMeta {
 	name := c.name
 	if name == "" {
 		name = c.derivedName()
 	}
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: c.namespace, UID: c.uid.uid(), ResourceVersion: c.resourceVersion,
-			Generation: c.generation, CreationTimestamp: metav1.Unix(c.created, 0),
-			Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
-			Annotations: map[string]string{AnnotationRotatedAt: c.rotatedAt},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: c.ownerKind,
-				Name: c.ownerName, UID: c.ownerUID.uid(),
-				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-			}},
-		},
-		Type: c.secretType,
-		Data: data,
+	return &metav1.ObjectMeta{
+		Name: name, Namespace: c.namespace, UID: c.uid.uid(), ResourceVersion: c.resourceVersion,
+		Generation: c.generation, CreationTimestamp: metav1.Unix(c.created, 0),
+		Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
+		Annotations: map[string]string{AnnotationRotatedAt: c.rotatedAt},
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: c.ownerKind,
+			Name: c.ownerName, UID: c.ownerUID.uid(),
+			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+		}},
 	}
 }
 
@@ -235,7 +235,9 @@ const (
 // metav1.ObjectMetaAccessor; runtime.Object is there for client-go code
 // that copies cached objects (the cache mutation detector).
 
-func (c *compactSecret) GetObjectMeta() metav1.Object { return &c.secret().ObjectMeta }
+// GetObjectMeta builds the metadata alone: the informers call it for keys
+// and indexes on every event.
+func (c *compactSecret) GetObjectMeta() metav1.Object { return c.objectMeta() }
 
 func (c *compactSecret) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
