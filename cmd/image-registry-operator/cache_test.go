@@ -2,8 +2,12 @@ package main
 
 import (
 	"maps"
+	"strings"
 	"testing"
 	"unsafe"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
@@ -29,8 +33,19 @@ func TestCacheTransform(t *testing.T) {
 	if !ok1 || !ok2 {
 		t.Fatalf("Secrets cached as %T, %T", objs[2], objs[3])
 	}
-	if gcr1.ManagedFields != nil || gs1.ManagedFields != nil {
+	if gcr1.ManagedFields != nil {
 		t.Error("managedFields kept")
+	}
+	// Generated Secrets and accounts become compact entries, which
+	// expand to their content without managedFields.
+	ga1, ok := imagesecret.CachedAccount(objs[4])
+	if !ok || ga1.ManagedFields != nil || ga1.Annotations[imagesecret.AnnotationOwnerUID] != a1.Annotations[imagesecret.AnnotationOwnerUID] {
+		t.Errorf("account cached as %T: %+v", objs[4], ga1)
+	}
+	for i, o := range objs[2:] {
+		if _, typed := o.(metav1.Object); typed {
+			t.Errorf("generated object %d cached as the typed %T, want a compact entry", i+2, o)
+		}
 	}
 	if gs1.Namespace != want.Namespace || !maps.Equal(gs1.Labels, want.Labels) || !maps.Equal(gs1.Annotations, want.Annotations) ||
 		gs1.Type != want.Type || string(gs1.Data["password"]) != string(want.Data["password"]) {
@@ -47,14 +62,26 @@ func TestCacheTransform(t *testing.T) {
 	}
 	same("namespace", gcr1.Namespace, gcr2.Namespace)
 	same("namespace across kinds", gcr1.Namespace, gs1.Namespace)
-	same("owner kind", gs1.OwnerReferences[0].Kind, gs2.OwnerReferences[0].Kind)
 	same("finalizer", gcr1.Finalizers[0], gcr2.Finalizers[0])
 	same("condition reason", gcr1.Status.Conditions[0].Reason, gcr2.Status.Conditions[0].Reason)
-	for k := range gs1.Labels {
-		for k2 := range gs2.Labels {
+	same("namespace of compact entries", gs1.Namespace, gs2.Namespace)
+	// Other managed Secrets (the registry's) stay typed; their label keys
+	// are shared.
+	tls := func(name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: name,
+			Labels: map[string]string{strings.Clone(v1alpha1.LabelManagedBy): strings.Clone(v1alpha1.ManagedByValue)}}}
+	}
+	t1, err1 := cacheTransform(tls("a-tls"))
+	t2, err2 := cacheTransform(tls("b-tls"))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	for k := range t1.(*corev1.Secret).Labels {
+		for k2 := range t2.(*corev1.Secret).Labels {
 			same("label key", k, k2)
 		}
 	}
+	same("label value", t1.(*corev1.Secret).Labels[v1alpha1.LabelManagedBy], t2.(*corev1.Secret).Labels[v1alpha1.LabelManagedBy])
 }
 
 func TestInternerIsBounded(t *testing.T) {

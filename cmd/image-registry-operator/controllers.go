@@ -34,8 +34,9 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 	f := newInformerFactories(o, c.kube, c.registry)
 	registries := f.registry.Registry().V1alpha1().ImageRegistries()
 	// The Secret and account caches hold compact entries
-	// (imagesecret.TrimForCache); only these wrappers' listers read them.
-	secrets := imagesecret.CompactSecrets(f.secrets.Core().V1().Secrets())
+	// (imagesecret.TrimForCache); both controllers read them through
+	// imagesecret.CompactSecrets and CompactAccounts.
+	secrets := f.secrets.Core().V1().Secrets()
 
 	registryCtrl, err := imageregistry.NewController(ctx, c.kube, c.registry, c.dynamic,
 		registries,
@@ -60,7 +61,7 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 	ctrls := map[string]runnable{"imageregistry": registryCtrl}
 
 	// Push and pull secrets: one controller each, on shared informers.
-	accounts := imagesecret.CompactAccounts(f.registry.Registry().V1alpha1().ImageRegistryAccounts())
+	accounts := f.registry.Registry().V1alpha1().ImageRegistryAccounts()
 	for _, kind := range []imagesecret.Kind{imagesecret.KindPush, imagesecret.KindPull} {
 		ctrl, err := imagesecret.NewController(ctx, c.kube, c.registry,
 			secrets, registries, accounts,

@@ -29,6 +29,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
@@ -175,19 +176,22 @@ func NewController(
 	}
 
 	c := &Controller{
-		kubeClient:            kubeClient,
-		registryClient:        registryClient,
-		dynamicClient:         dynamicClient,
-		registriesLister:      registryInformer.Lister(),
-		registriesIndex:       registryInformer.Informer().GetIndexer(),
-		registriesSynced:      registryInformer.Informer().HasSynced,
-		statefulSetsLister:    statefulSetInformer.Lister(),
-		statefulSetsSynced:    statefulSetInformer.Informer().HasSynced,
-		servicesLister:        serviceInformer.Lister(),
-		servicesSynced:        serviceInformer.Informer().HasSynced,
-		configMapsLister:      configMapInformer.Lister(),
-		configMapsSynced:      configMapInformer.Informer().HasSynced,
-		secretsLister:         secretInformer.Lister(),
+		kubeClient:         kubeClient,
+		registryClient:     registryClient,
+		dynamicClient:      dynamicClient,
+		registriesLister:   registryInformer.Lister(),
+		registriesIndex:    registryInformer.Informer().GetIndexer(),
+		registriesSynced:   registryInformer.Informer().HasSynced,
+		statefulSetsLister: statefulSetInformer.Lister(),
+		statefulSetsSynced: statefulSetInformer.Informer().HasSynced,
+		servicesLister:     serviceInformer.Lister(),
+		servicesSynced:     serviceInformer.Informer().HasSynced,
+		configMapsLister:   configMapInformer.Lister(),
+		configMapsSynced:   configMapInformer.Informer().HasSynced,
+		// The Secret cache is shared with the push/pull controllers, which
+		// may keep their Secrets there as compact entries; this lister reads
+		// those too (a generated one would panic on them).
+		secretsLister:         imagesecret.CompactSecrets(secretInformer).Lister(),
 		secretsSynced:         secretInformer.Informer().HasSynced,
 		serviceAccountsLister: serviceAccountInformer.Lister(),
 		serviceAccountsSynced: serviceAccountInformer.Informer().HasSynced,

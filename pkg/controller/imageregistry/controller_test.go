@@ -24,6 +24,7 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authconfig"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
 )
 
@@ -758,6 +759,40 @@ func TestForeignObjectIsNotTakenOver(t *testing.T) {
 	svc, _ := f.kubeClient.CoreV1().Services("team-a").Get(f.ctx, "reg", metav1.GetOptions{})
 	if len(svc.OwnerReferences) != 0 || svc.Spec.Type != "" {
 		t.Error("foreign Service modified")
+	}
+}
+
+// The Secret cache is shared with the push/pull controllers, which keep
+// their Secrets there as compact entries. One that holds the name of the
+// registry's TLS Secret is read as the foreign Secret it is, not a panic.
+func TestCompactSecretIsReadAsForeign(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	pull := &metav1.ObjectMeta{Namespace: "team-a", Name: "app", UID: "0b7f3c2e-1d4a-4f6b-9c8d-00000000002a"}
+	generated := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "team-a", Name: "reg-tls",
+			Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
+			Annotations: map[string]string{imagesecret.AnnotationRotatedAt: "2026-11-29T00:00:00Z"},
+			OwnerReferences: []metav1.OwnerReference{
+				*metav1.NewControllerRef(pull, v1alpha1.SchemeGroupVersion.WithKind("ImagePullSecret")),
+			},
+		},
+		Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{imagesecret.KeyPassword: []byte("p")},
+	}
+	if cached, _ := imagesecret.TrimForCache(generated.DeepCopy()); cached == nil {
+		t.Fatal("not cached")
+	} else if _, typed := cached.(*corev1.Secret); typed {
+		t.Fatal("the test Secret is cached as a typed object, want a compact entry")
+	}
+	f := newFixture(t, []runtime.Object{generated}, reg)
+	if _, err := f.sync(reg); err == nil {
+		t.Fatal("want error")
+	}
+	f.expectReady(reg, metav1.ConditionFalse, ReasonResourceConflict)
+	s, _ := f.kubeClient.CoreV1().Secrets("team-a").Get(f.ctx, "reg-tls", metav1.GetOptions{})
+	if metav1.GetControllerOf(s).Kind != "ImagePullSecret" || string(s.Data[imagesecret.KeyPassword]) != "p" {
+		t.Error("the push/pull controller's Secret was modified")
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 )
@@ -113,10 +114,15 @@ func (f *fixture) controller() *Controller {
 	for i := range cms.Items {
 		seed(kubeFactory.Core().V1().ConfigMaps().Informer(), []runtime.Object{&cms.Items[i]})
 	}
-	// The operator's Secret informer only sees managed Secrets.
+	// The operator's Secret informer only sees managed Secrets, and keeps
+	// those of push and pull objects as compact entries.
 	secrets, _ := k.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelManagedBy + "=" + v1alpha1.ManagedByValue})
 	for i := range secrets.Items {
-		seed(kubeFactory.Core().V1().Secrets().Informer(), []runtime.Object{&secrets.Items[i]})
+		cached, err := imagesecret.TrimForCache(&secrets.Items[i])
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		seed(kubeFactory.Core().V1().Secrets().Informer(), []runtime.Object{cached.(runtime.Object)})
 	}
 	sas, _ := k.CoreV1().ServiceAccounts("").List(ctx, metav1.ListOptions{})
 	for i := range sas.Items {

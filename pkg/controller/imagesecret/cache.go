@@ -33,8 +33,9 @@ const cacheDigestKey = "#cache.sha256"
 // TrimForCache is an informer transform for the Secret and
 // ImageRegistryAccount informers this controller reads. It trims only
 // Secrets controlled by a push or pull object and accounts the operator
-// manages, and returns them as compact entries (compact.go) where that loses
-// nothing; everything else passes unchanged. Informers it fills must be read
+// manages, and returns them as compact entries (compact.go) where an update
+// starting from the expanded entry loses nothing; everything else passes
+// unchanged. Informers it fills must be read
 // through CompactSecrets and CompactAccounts.
 func TrimForCache(obj interface{}) (interface{}, error) {
 	switch o := obj.(type) {

@@ -24,8 +24,13 @@ import (
 // below, which keep only what cannot be derived. The listers of
 // CompactSecrets and CompactAccounts expand them back into the trimmed
 // typed objects the controllers read. TrimForCache keeps the typed form
-// whenever expanding would not give back the same object, so nothing a
-// write starts from is ever lost.
+// whenever expanding would not give back the same object (apart from
+// apiVersion and kind, which typed clients set on writes, and
+// managedFields, which the operator's caches drop anyway), so nothing an
+// update starts from is ever lost.
+//
+// Entries are shared and immutable: expansions hand out the entry's own
+// byte slices, and DeepCopyObject copies the struct only.
 
 // compactSecret is a trimmed Secret controlled by a push or pull object,
 // with the labels, annotation and owner reference desiredSecret writes.
@@ -57,6 +62,7 @@ type compactAccount struct {
 	owner           string     // AnnotationOwner: <kind>/<namespace>/<name>
 	ownerUID        compactUID // AnnotationOwnerUID
 	digest          string     // cacheDigestKey
+	plainLabels     bool       // the owner labels hold the owner's namespace and name, not hashes
 }
 
 // compactSecretFrom returns the compact form of a trimmed Secret, or nil if
@@ -128,9 +134,13 @@ func compactAccountFrom(a *v1alpha1.ImageRegistryAccount) *compactAccount {
 		ownerUID: newCompactUID(types.UID(a.Annotations[AnnotationOwnerUID])),
 		digest:   a.Annotations[cacheDigestKey],
 	}
+	if _, ns, name, ok := parseOwner(c.owner); ok {
+		c.plainLabels = labelValue(ns) == ns && labelValue(name) == name
+	}
 	want := c.account()
 	if want == nil || !equality.Semantic.DeepEqual(want.ObjectMeta, withoutManagedFields(a.ObjectMeta)) ||
-		!equality.Semantic.DeepEqual(want.Spec, a.Spec) {
+		!equality.Semantic.DeepEqual(want.Spec, a.Spec) ||
+		!equality.Semantic.DeepEqual(a.Status, v1alpha1.ImageRegistryAccountStatus{}) {
 		return nil
 	}
 	return c
@@ -143,6 +153,10 @@ func (c *compactAccount) account() *v1alpha1.ImageRegistryAccount {
 	if !ok {
 		return nil
 	}
+	nsLabel, nameLabel := ns, name
+	if !c.plainLabels { // validating label values on every expansion costs more than the rest
+		nsLabel, nameLabel = labelValue(ns), labelValue(name)
+	}
 	return &v1alpha1.ImageRegistryAccount{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: c.name, Namespace: c.namespace, UID: c.uid.uid(), ResourceVersion: c.resourceVersion,
@@ -150,8 +164,8 @@ func (c *compactAccount) account() *v1alpha1.ImageRegistryAccount {
 			Labels: map[string]string{
 				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
 				LabelType:               string(kind),
-				LabelOwnerNamespace:     labelValue(ns),
-				LabelOwnerName:          labelValue(name),
+				LabelOwnerNamespace:     nsLabel,
+				LabelOwnerName:          nameLabel,
 			},
 			Annotations: map[string]string{
 				AnnotationOwner:    c.owner,

@@ -1,6 +1,7 @@
 package imagesecret
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,7 +66,8 @@ func TestCompactEntriesExpandToTrimmedObjects(t *testing.T) {
 			t.Errorf("%s: expanded account\n%+v\nwant\n%+v", kind, gotAccount, wantAccount)
 		}
 
-		// Compacting is idempotent: a resync hands the entry back.
+		// Compacting is idempotent, should an informer ever transform a
+		// cached item again.
 		if again, _ := TrimForCache(cached); again != cached {
 			t.Errorf("%s: a compact entry was transformed again", kind)
 		}
@@ -110,6 +112,7 @@ func TestCompactEntriesKeepUnusualObjectsTyped(t *testing.T) {
 		"finalizer":                    func(a *v1alpha1.ImageRegistryAccount) { a.Finalizers = []string{"example.com/keep"} },
 		"owner reference":              func(a *v1alpha1.ImageRegistryAccount) { a.OwnerReferences = []metav1.OwnerReference{{Name: "x"}} },
 		"being deleted":                func(a *v1alpha1.ImageRegistryAccount) { a.DeletionTimestamp = &now },
+		"status":                       func(a *v1alpha1.ImageRegistryAccount) { a.Status.ObservedGeneration = 7 },
 		"no owner-uid":                 func(a *v1alpha1.ImageRegistryAccount) { delete(a.Annotations, AnnotationOwnerUID) },
 		"type label of the other kind": func(a *v1alpha1.ImageRegistryAccount) { a.Labels[LabelType] = string(KindPush) },
 	}
@@ -219,5 +222,31 @@ func TestCompactUID(t *testing.T) {
 		if packed := c.uuid != [16]byte{}; packed != (u == "0b7f3c2e-1d4a-4f6b-9c8d-00000000002a") {
 			t.Errorf("%q: packed into 16 bytes = %v", u, packed)
 		}
+	}
+}
+
+// Owner names too long for a label value are labelled with a hash; the
+// entry reproduces the hash.
+func TestCompactAccountWithHashedOwnerLabel(t *testing.T) {
+	f := created(t, KindPull)
+	a := f.account("team", "ci").DeepCopy()
+	long := strings.Repeat("n", 100)
+	a.Annotations[AnnotationOwner] = ownerKey(KindPull, "team", long)
+	a.Labels[LabelOwnerName] = labelValue(long)
+	if a.Labels[LabelOwnerName] == long {
+		t.Fatal("the test name is a valid label value")
+	}
+	cached, err := TrimForCache(a.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := cached.(*compactAccount)
+	if !ok || c.plainLabels {
+		t.Fatalf("cached as %T (plain labels %v), want a compact entry with hashed labels", cached, ok && c.plainLabels)
+	}
+	want := a.DeepCopy()
+	trimmedTyped(t, want)
+	if got, _ := CachedAccount(cached); !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("expanded account\n%+v\nwant\n%+v", got, want)
 	}
 }

@@ -1,11 +1,14 @@
 package imagesecret
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -86,6 +89,7 @@ func (e expanding[T]) get(namespace, name string) (T, error) {
 	}
 	t, ok := e.expand(obj)
 	if !ok {
+		utilruntime.HandleError(fmt.Errorf("cached %s %s/%s is a %T", e.resource, namespace, name, obj))
 		return zero, apierrors.NewNotFound(e.resource, name)
 	}
 	return t, nil
