@@ -73,8 +73,7 @@ func (b *bench) replayTemplate(ctx context.Context, kind imagesecret.Kind, ns st
 		return t, fmt.Errorf("%s app-0 in %s is not a newly issued Ready object (rotation %d, %d hashes)", kind, ns, st.Rotation, len(st.Passwords))
 	}
 	var err error
-	// imagesecret's account name for a short name: <type>.<namespace>.<name>.
-	name := fmt.Sprintf("%s.%s.app-0", kind, ns)
+	name := imagesecret.AccountName(kind, ns, "app-0")
 	if t.account, err = b.reg.RegistryV1alpha1().ImageRegistryAccounts(st.RegistryRef.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		return t, err
 	}
@@ -123,7 +122,7 @@ func (t replayTemplate) newAccount(kind imagesecret.Kind, ns string, o metav1.Ob
 	name := o.GetName()
 	a := &v1alpha1.ImageRegistryAccount{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        fmt.Sprintf("%s.%s.%s", kind, ns, name),
+			Name:        imagesecret.AccountName(kind, ns, name),
 			Namespace:   ns,
 			Labels:      maps.Clone(t.account.Labels),
 			Annotations: maps.Clone(t.account.Annotations),
@@ -132,7 +131,7 @@ func (t replayTemplate) newAccount(kind imagesecret.Kind, ns string, o metav1.Ob
 	}
 	a.Labels[imagesecret.LabelOwnerNamespace] = ns
 	a.Labels[imagesecret.LabelOwnerName] = name
-	a.Annotations[imagesecret.AnnotationOwner] = fmt.Sprintf("%s/%s/%s", kind, ns, name)
+	a.Annotations[imagesecret.AnnotationOwner] = imagesecret.OwnerKey(kind, ns, name)
 	a.Annotations[imagesecret.AnnotationOwnerUID] = string(o.GetUID())
 	a.Spec.Username = ns + "/" + name
 	a.Spec.Passwords = hashes
@@ -245,7 +244,7 @@ func (k replayKind[T]) replay(ctx context.Context, b *bench, ns, name string) er
 	}
 	hashes := []string{curHash, nextHash}
 	now := time.Now()
-	secretName := name + "-image-" + string(k.kind) + "-secret" // imagesecret's default
+	secretName := imagesecret.DefaultSecretName(k.kind, name)
 	*k.status(o) = k.tmpl.issuingStatus(ns, secretName, o.GetGeneration(), hashes, now)
 	if o, err = k.client.UpdateStatus(ctx, o, update); err != nil {
 		return fmt.Errorf("publishing the hashes of %s %s: %w", k.kind, name, err)

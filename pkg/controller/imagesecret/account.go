@@ -18,10 +18,11 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
-// accountName is "<type>.<namespace>.<name>": unique per kind and object,
+// AccountName is the name of the account mirroring the object of the kind
+// in namespace: "<type>.<namespace>.<name>", unique per kind and object,
 // since namespaces contain no dots, and a DNS subdomain since name is one.
 // Longer than 253 characters it becomes a prefix plus a hash of the whole.
-func accountName(kind Kind, namespace, name string) string {
+func AccountName(kind Kind, namespace, name string) string {
 	full := string(kind) + "." + namespace + "." + name
 	if len(full) <= validation.DNS1123SubdomainMaxLength {
 		return full
@@ -42,7 +43,8 @@ func labelValue(v string) string {
 	return hex.EncodeToString(sum[:20])
 }
 
-func ownerKey(kind Kind, namespace, name string) string {
+// OwnerKey is the AnnotationOwner value of the object's account.
+func OwnerKey(kind Kind, namespace, name string) string {
 	return string(kind) + "/" + namespace + "/" + name
 }
 
@@ -60,7 +62,7 @@ func (c *Controller) desiredAccount(cr *imageSecret, registryNamespace string) *
 	rotation := cr.status.Rotation
 	return &v1alpha1.ImageRegistryAccount{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      accountName(c.kind, ns, name),
+			Name:      AccountName(c.kind, ns, name),
 			Namespace: registryNamespace,
 			Labels: map[string]string{
 				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
@@ -69,7 +71,7 @@ func (c *Controller) desiredAccount(cr *imageSecret, registryNamespace string) *
 				LabelOwnerName:          labelValue(name),
 			},
 			Annotations: map[string]string{
-				AnnotationOwner:    ownerKey(c.kind, ns, name),
+				AnnotationOwner:    OwnerKey(c.kind, ns, name),
 				AnnotationOwnerUID: string(cr.meta.UID),
 			},
 		},
@@ -90,7 +92,7 @@ func (c *Controller) desiredAccount(cr *imageSecret, registryNamespace string) *
 // an earlier object of the same kind, namespace and name, which it adopts).
 func (c *Controller) accountOwnedBy(a *v1alpha1.ImageRegistryAccount, cr *imageSecret) bool {
 	return a.Labels[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue &&
-		a.Annotations[AnnotationOwner] == ownerKey(c.kind, cr.meta.Namespace, cr.meta.Name)
+		a.Annotations[AnnotationOwner] == OwnerKey(c.kind, cr.meta.Namespace, cr.meta.Name)
 }
 
 func accountUpToDate(existing, desired *v1alpha1.ImageRegistryAccount) bool {
@@ -111,7 +113,7 @@ func mergeAccount(existing, desired *v1alpha1.ImageRegistryAccount) *v1alpha1.Im
 // and ours. The UID precondition keeps it from deleting an account that
 // replaced the one it looked at.
 func (c *Controller) deleteAccount(ctx context.Context, cr *imageSecret, namespace string) (bool, error) {
-	name := accountName(c.kind, cr.meta.Namespace, cr.meta.Name)
+	name := AccountName(c.kind, cr.meta.Namespace, cr.meta.Name)
 	accounts := c.registryClient.RegistryV1alpha1().ImageRegistryAccounts(namespace)
 	a, err := accounts.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

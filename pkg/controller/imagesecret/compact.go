@@ -176,13 +176,13 @@ func (c *compactAccount) account() *v1alpha1.ImageRegistryAccount {
 	}
 }
 
-// derivedName is the name secretName gives the owner's Secret.
+// derivedName is the owner's default Secret name.
 func (c *compactSecret) derivedName() string {
 	kind := KindPush
 	if c.ownerKind == pullObjectKind {
 		kind = KindPull
 	}
-	return c.ownerName + "-image-" + string(kind) + "-secret"
+	return DefaultSecretName(kind, c.ownerName)
 }
 
 // compactUID holds a UID the API server generated (a lowercase UUID) in 16

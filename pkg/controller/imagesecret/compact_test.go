@@ -167,13 +167,13 @@ func TestCompactListersAndHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, err := accounts.Lister().List(sel); err != nil || len(l) != 1 || l[0].Annotations[AnnotationOwner] != ownerKey(KindPull, "team", "ci") {
+	if l, err := accounts.Lister().List(sel); err != nil || len(l) != 1 || l[0].Annotations[AnnotationOwner] != OwnerKey(KindPull, "team", "ci") {
 		t.Errorf("account List: %v, %v", l, err)
 	}
 	if l, err := accounts.Lister().List(labels.SelectorFromSet(labels.Set{LabelType: string(KindPush)})); err != nil || len(l) != 0 {
 		t.Errorf("account List of the other kind: %d, %v", len(l), err)
 	}
-	if _, err := accounts.Lister().ImageRegistryAccounts(regNS).Get(accountName(KindPull, "team", "ci")); err != nil {
+	if _, err := accounts.Lister().ImageRegistryAccounts(regNS).Get(AccountName(KindPull, "team", "ci")); err != nil {
 		t.Errorf("account Get: %v", err)
 	}
 
@@ -231,7 +231,7 @@ func TestCompactAccountWithHashedOwnerLabel(t *testing.T) {
 	f := created(t, KindPull)
 	a := f.account("team", "ci").DeepCopy()
 	long := strings.Repeat("n", 100)
-	a.Annotations[AnnotationOwner] = ownerKey(KindPull, "team", long)
+	a.Annotations[AnnotationOwner] = OwnerKey(KindPull, "team", long)
 	a.Labels[LabelOwnerName] = labelValue(long)
 	if a.Labels[LabelOwnerName] == long {
 		t.Fatal("the test name is a valid label value")

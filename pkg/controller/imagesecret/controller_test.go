@@ -453,16 +453,16 @@ func TestOwnedObjectsEnqueueOwner(t *testing.T) {
 
 func TestNamesAndLabelsStayValid(t *testing.T) {
 	long := strings.Repeat("a", 250)
-	n1, n2 := accountName(KindPush, "team", long), accountName(KindPull, "team", long)
+	n1, n2 := AccountName(KindPush, "team", long), AccountName(KindPull, "team", long)
 	for _, n := range []string{n1, n2} {
 		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
 			t.Errorf("%s: %v", n, errs)
 		}
 	}
-	if n1 == n2 || accountName(KindPush, "team", long+"b") == n1 {
+	if n1 == n2 || AccountName(KindPush, "team", long+"b") == n1 {
 		t.Error("account names collide")
 	}
-	if accountName(KindPush, "team", "ci") != "push.team.ci" {
+	if AccountName(KindPush, "team", "ci") != "push.team.ci" {
 		t.Error("short names are kept readable")
 	}
 	if v := labelValue(long); len(validation.IsValidLabelValue(v)) > 0 {

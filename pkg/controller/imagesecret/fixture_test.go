@@ -394,7 +394,7 @@ func (f *fixture) trackerObject(ns, name string) (*imageSecret, error) {
 }
 
 func (f *fixture) trackerAccount(cr *imageSecret) (*v1alpha1.ImageRegistryAccount, error) {
-	o, err := f.client.Tracker().Get(gvrAccount, regNS, accountName(f.kind, cr.meta.Namespace, cr.meta.Name))
+	o, err := f.client.Tracker().Get(gvrAccount, regNS, AccountName(f.kind, cr.meta.Namespace, cr.meta.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +411,7 @@ func (f *fixture) object(ns, name string) *imageSecret {
 }
 
 func (f *fixture) secret(ns, name string) *corev1.Secret {
-	o, err := f.kube.Tracker().Get(gvrSecret, ns, name+"-image-"+string(f.kind)+"-secret")
+	o, err := f.kube.Tracker().Get(gvrSecret, ns, DefaultSecretName(f.kind, name))
 	if err != nil {
 		return nil
 	}
@@ -419,7 +419,7 @@ func (f *fixture) secret(ns, name string) *corev1.Secret {
 }
 
 func (f *fixture) account(ns, name string) *v1alpha1.ImageRegistryAccount {
-	o, err := f.client.Tracker().Get(gvrAccount, regNS, accountName(f.kind, ns, name))
+	o, err := f.client.Tracker().Get(gvrAccount, regNS, AccountName(f.kind, ns, name))
 	if err != nil {
 		return nil
 	}

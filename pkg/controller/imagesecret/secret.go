@@ -27,7 +27,13 @@ func (c *Controller) secretName(cr *imageSecret) string {
 	if cr.spec.SecretName != "" {
 		return cr.spec.SecretName
 	}
-	return cr.meta.Name + "-image-" + string(c.kind) + "-secret"
+	return DefaultSecretName(c.kind, cr.meta.Name)
+}
+
+// DefaultSecretName is the name of the Secret generated for the object of
+// the kind named name unless its spec names one.
+func DefaultSecretName(kind Kind, name string) string {
+	return name + "-image-" + string(kind) + "-secret"
 }
 
 func username(cr *imageSecret, rotation int64) string {

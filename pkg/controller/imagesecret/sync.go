@@ -72,7 +72,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	} else if err != nil {
 		return err
 	}
-	if w.account, err = c.accountLister.ImageRegistryAccounts(ref.Namespace).Get(accountName(c.kind, key.Namespace, key.Name)); apierrors.IsNotFound(err) {
+	if w.account, err = c.accountLister.ImageRegistryAccounts(ref.Namespace).Get(AccountName(c.kind, key.Namespace, key.Name)); apierrors.IsNotFound(err) {
 		w.account = nil
 	} else if err != nil {
 		return err
@@ -134,7 +134,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	} else if err != nil {
 		return fmt.Errorf("reading Secret of %s %s: %w", c.kind, klog.KObj(w.cr.meta), err)
 	}
-	if w.account, err = c.registryClient.RegistryV1alpha1().ImageRegistryAccounts(ref.Namespace).Get(ctx, accountName(c.kind, key.Namespace, key.Name), metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	if w.account, err = c.registryClient.RegistryV1alpha1().ImageRegistryAccounts(ref.Namespace).Get(ctx, AccountName(c.kind, key.Namespace, key.Name), metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		w.account = nil
 	} else if err != nil {
 		return fmt.Errorf("reading account of %s %s: %w", c.kind, klog.KObj(w.cr.meta), err)
@@ -429,7 +429,7 @@ func (c *Controller) finalize(ctx context.Context, cr *imageSecret) error {
 		}
 		if deleted {
 			metrics.AccountOperations.WithLabelValues(string(c.kind), "revoked").Inc()
-			c.recorder.Eventf(cr.obj, corev1.EventTypeNormal, AccountDeleted, "Deleted ImageRegistryAccount %s/%s", ns, accountName(c.kind, cr.meta.Namespace, cr.meta.Name))
+			c.recorder.Eventf(cr.obj, corev1.EventTypeNormal, AccountDeleted, "Deleted ImageRegistryAccount %s/%s", ns, AccountName(c.kind, cr.meta.Namespace, cr.meta.Name))
 		}
 	}
 	cr.meta.Finalizers = slices.DeleteFunc(cr.meta.Finalizers, func(f string) bool { return f == FinalizerAccountCleanup })
