@@ -5,16 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/tokenkey"
 )
 
 // SigningKey is the token signing key with its JWS algorithm and key ID.
@@ -22,9 +21,8 @@ type SigningKey struct {
 	key crypto.Signer
 	// Algorithm is ES256 for ECDSA P-256 keys and RS256 for RSA keys.
 	Algorithm jose.SignatureAlgorithm
-	// KeyID is the JWT "kid": the JWK thumbprint (RFC 7638, SHA-256,
-	// base64url) of the public key, as the distribution registry computes
-	// it to find a key of its auth.token.rootcertbundle.
+	// KeyID is the JWT "kid": the JWK thumbprint (RFC 7638) of the public
+	// key, under which the registry's JWKS lists it (pkg/tokenkey).
 	KeyID string
 }
 
@@ -51,7 +49,7 @@ func LoadSigningKey(certFile, keyFile string) (*SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token certificate %s: %w", certFile, err)
 	}
-	if thumbprint(cert.PublicKey) != k.KeyID {
+	if pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(k.Public()) {
 		return nil, fmt.Errorf("token certificate %s does not belong to the signing key %s", certFile, keyFile)
 	}
 	return k, nil
@@ -107,7 +105,11 @@ func NewSigningKey(key any) (*SigningKey, error) {
 		return nil, fmt.Errorf("unsupported key type %T: use ECDSA P-256 or RSA", key)
 	}
 	s := key.(crypto.Signer)
-	return &SigningKey{key: s, Algorithm: alg, KeyID: thumbprint(s.Public())}, nil
+	kid, err := tokenkey.Thumbprint(s.Public())
+	if err != nil {
+		return nil, err
+	}
+	return &SigningKey{key: s, Algorithm: alg, KeyID: kid}, nil
 }
 
 func firstCertificate(data []byte) (*x509.Certificate, error) {
@@ -121,40 +123,4 @@ func firstCertificate(data []byte) (*x509.Certificate, error) {
 			return x509.ParseCertificate(block.Bytes)
 		}
 	}
-}
-
-// thumbprint is the JWK thumbprint of a public key (RFC 7638 with SHA-256),
-// computed exactly as the distribution registry (v3) does when it indexes
-// the keys of its rootcertbundle. For RSA keys and for nearly all EC keys
-// this is the RFC 7638 value; the registry encodes EC coordinates without
-// their leading zero bytes, where RFC 7638 pads them to the curve size, so
-// for the ~1 in 128 P-256 keys with a short coordinate we follow the
-// registry, the party that has to find the key. The member order is the
-// lexicographic one RFC 7638 prescribes.
-func thumbprint(pub crypto.PublicKey) string {
-	var s string
-	b64 := base64.RawURLEncoding.EncodeToString
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		s = fmt.Sprintf(`{"e":"%s","kty":"RSA","n":"%s"}`, b64(big.NewInt(int64(k.E)).Bytes()), b64(k.N.Bytes()))
-	case *ecdsa.PublicKey:
-		x, y := ecCoordinates(k)
-		s = fmt.Sprintf(`{"crv":"%s","kty":"EC","x":"%s","y":"%s"}`, k.Curve.Params().Name, b64(x), b64(y))
-	default:
-		return ""
-	}
-	sum := sha256.Sum256([]byte(s))
-	return b64(sum[:])
-}
-
-// ecCoordinates are the minimal big-endian bytes of the public point's
-// coordinates.
-func ecCoordinates(k *ecdsa.PublicKey) (x, y []byte) {
-	// The uncompressed point is 0x04 || X || Y with fixed-size coordinates.
-	raw, err := k.Bytes()
-	if err != nil {
-		return nil, nil
-	}
-	n := (len(raw) - 1) / 2
-	return new(big.Int).SetBytes(raw[1 : 1+n]).Bytes(), new(big.Int).SetBytes(raw[1+n:]).Bytes()
 }
