@@ -30,6 +30,8 @@ type container struct {
 	argv    []string
 	env     []string
 	logPath string
+	// sidecar is a restartable init container (restartPolicy Always).
+	sidecar bool
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -49,17 +51,101 @@ type mount struct {
 // binMount is where a container's mount namespace sees the bin dir.
 const binMount = "/run/iro-dataplane-bin"
 
-// buildArgv returns the command line that runs the container: unshare
-// makes a private mount namespace, a shell binds the volumes at their
-// mountPaths (and makes the root file system read-only if the container
-// asks for that), and setpriv drops to the pod's user before exec.
-func buildArgv(binDir, workDir string, pod *corev1.Pod, c *corev1.Container, volumes map[string]string) ([]string, error) {
+// entrypointMount is the directory where a container's mount namespace
+// sees the host binary that plays its image's entrypoint (see
+// Options.Entrypoints), under the binary's own name.
+const entrypointMount = "/run/iro-dataplane-entrypoint"
+
+// DockerAuthImage is the repository of the image the operator runs in
+// docker_auth mode, and DockerAuthBinEnv the variable that names the host
+// binary playing its entrypoint (/docker_auth/auth_server) by default.
+const (
+	DockerAuthImage  = "cesanta/docker_auth"
+	DockerAuthBinEnv = "IRO_DOCKER_AUTH_BIN"
+)
+
+// DefaultEntrypoints maps cesanta/docker_auth to $IRO_DOCKER_AUTH_BIN (made
+// absolute) when it is set; it is empty otherwise.
+func DefaultEntrypoints() map[string]string {
+	m := map[string]string{}
+	if bin := os.Getenv(DockerAuthBinEnv); bin != "" {
+		if abs, err := filepath.Abs(bin); err == nil {
+			bin = abs
+		}
+		m[DockerAuthImage] = bin
+	}
+	return m
+}
+
+// imageRepository is an image reference without tag or digest, and without
+// Docker Hub's implicit host and library/ prefix: "cesanta/docker_auth" for
+// docker.io/cesanta/docker_auth:1.13 as for cesanta/docker_auth@sha256:...
+func imageRepository(image string) string {
+	repo, _, _ := strings.Cut(image, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	for _, prefix := range []string{"docker.io/", "index.docker.io/", "registry-1.docker.io/"} {
+		if strings.HasPrefix(repo, prefix) {
+			repo = strings.TrimPrefix(strings.TrimPrefix(repo, prefix), "library/")
+			break
+		}
+	}
+	return repo
+}
+
+// program is the executable that runs a container: the host binary to bind
+// into its mount namespace, the directory to bind it at, and the path it
+// has there.
+type program struct {
+	hostPath string // a binary, or the bin dir
+	mountAt  string
+	path     string
+	args     []string // the rest of the command line
+}
+
+// resolveProgram finds what runs c: with a command, the binary of the same
+// basename in binDir (as the image would have it on its PATH or at that
+// path); without one, the host binary that entrypoints maps the image's
+// repository to, followed by the args (the image's CMD is replaced by
+// them, as in Kubernetes).
+func resolveProgram(binDir string, entrypoints map[string]string, c *corev1.Container) (*program, error) {
 	if len(c.Command) == 0 {
-		return nil, fmt.Errorf("container %s has no command: the data-plane runner cannot run an image's entrypoint", c.Name)
+		repo := imageRepository(c.Image)
+		bin, ok := entrypoints[repo]
+		if !ok || bin == "" {
+			hint := ""
+			if repo == DockerAuthImage {
+				hint = fmt.Sprintf("; set %s to docker_auth's auth_server binary", DockerAuthBinEnv)
+			}
+			return nil, fmt.Errorf("container %s has no command and the data plane knows no binary for the entrypoint of image %q (Options.Entrypoints maps %q to none%s)", c.Name, c.Image, repo, hint)
+		}
+		fi, err := os.Stat(bin)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: entrypoint of image %q: %w", c.Name, c.Image, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return nil, fmt.Errorf("container %s: entrypoint of image %q: %s is not an executable file", c.Name, c.Image, bin)
+		}
+		return &program{hostPath: bin, mountAt: path.Join(entrypointMount, filepath.Base(bin)), path: path.Join(entrypointMount, filepath.Base(bin)), args: c.Args}, nil
 	}
 	bin := filepath.Join(binDir, path.Base(c.Command[0]))
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("container %s: command %q: %w (binaries are mapped to %s by basename)", c.Name, c.Command[0], err, binDir)
+	}
+	args := append(append([]string{}, c.Command[1:]...), c.Args...)
+	return &program{hostPath: binDir, mountAt: binMount, path: path.Join(binMount, path.Base(bin)), args: args}, nil
+}
+
+// buildArgv returns the command line that runs the container: unshare
+// makes a private mount namespace, a shell binds the program and the
+// volumes at their mountPaths (and makes the root file system read-only if
+// the container asks for that), and setpriv drops to the pod's user before
+// exec.
+func buildArgv(binDir, workDir string, entrypoints map[string]string, pod *corev1.Pod, c *corev1.Container, volumes map[string]string) ([]string, error) {
+	prog, err := resolveProgram(binDir, entrypoints, c)
+	if err != nil {
+		return nil, err
 	}
 	var mounts []mount
 	for _, vm := range c.VolumeMounts {
@@ -83,12 +169,18 @@ func buildArgv(binDir, workDir string, pod *corev1.Pod, c *corev1.Container, vol
 	})
 	var sb strings.Builder
 	sb.WriteString("set -e\n")
-	// The binaries are bound at a fixed place first: the bin dir itself may
+	// The program is bound at a fixed place first: the bin dir itself may
 	// lie under a path a volume covers (a clone under /tmp, with an emptyDir
-	// at /tmp), as an image's /usr/local/bin never would.
-	fmt.Fprintf(&sb, "mkdir -p %s\n", shellQuote(binMount))
-	fmt.Fprintf(&sb, "mount --bind %s %s\n", shellQuote(binDir), shellQuote(binMount))
-	fmt.Fprintf(&sb, "mount -o remount,bind,ro %s\n", shellQuote(binMount))
+	// at /tmp), as an image's /usr/local/bin never would. A single binary
+	// (an image's entrypoint) is bound as a file.
+	if prog.mountAt == binMount {
+		fmt.Fprintf(&sb, "mkdir -p %s\n", shellQuote(binMount))
+	} else {
+		fmt.Fprintf(&sb, "mkdir -p %s\n", shellQuote(path.Dir(prog.mountAt)))
+		fmt.Fprintf(&sb, ": >>%s\n", shellQuote(prog.mountAt))
+	}
+	fmt.Fprintf(&sb, "mount --bind %s %s\n", shellQuote(prog.hostPath), shellQuote(prog.mountAt))
+	fmt.Fprintf(&sb, "mount -o remount,bind,ro %s\n", shellQuote(prog.mountAt))
 	for _, m := range mounts {
 		fmt.Fprintf(&sb, "mkdir -p %s\n", shellQuote(m.target))
 	}
@@ -117,9 +209,8 @@ func buildArgv(binDir, workDir string, pod *corev1.Pod, c *corev1.Container, vol
 		exec = append(exec, "--")
 	}
 	sb.WriteString(strings.Join(exec, " ") + ` "$@"` + "\n")
-	argv := []string{"unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", sb.String(), "sh", path.Join(binMount, path.Base(bin))}
-	argv = append(argv, c.Command[1:]...)
-	argv = append(argv, c.Args...)
+	argv := []string{"unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", sb.String(), "sh", prog.path}
+	argv = append(argv, prog.args...)
 	return argv, nil
 }
 

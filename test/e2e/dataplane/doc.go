@@ -17,6 +17,16 @@
 //     (unshare -m) where every volume is bind-mounted at the container's exact
 //     mountPath (read-only where the mount says so), as the pod's runAsUser,
 //     runAsGroup and fsGroup (setpriv);
+//   - runs a container without a command from its image's entrypoint: the
+//     host binary Options.Entrypoints maps the image's repository to
+//     (cesanta/docker_auth: $IRO_DOCKER_AUTH_BIN by default), bound into the
+//     container's mount namespace and given the container's args;
+//   - runs the init containers first, in order, each to completion and
+//     in the same way as containers; the containers start only when all of
+//     them succeeded. A failed init container is a problem (Runner.Problems)
+//     and the pod is tried again after a doubling back-off. A restartable
+//     init container (restartPolicy Always, a sidecar) is started in its
+//     turn and then runs beside the containers;
 //   - reports the pod Ready only while every container answers its readiness
 //     probe as declared (HTTP(S) GET or TCP, like the kubelet without TLS
 //     verification), and restarts a container whose process exits (counted,

@@ -54,6 +54,15 @@ type Options struct {
 	// MaxStopGrace caps the pod's terminationGracePeriodSeconds when
 	// stopping processes. Default 10s.
 	MaxStopGrace time.Duration
+	// Entrypoints maps an image repository without tag or digest (e.g.
+	// "cesanta/docker_auth") to the host binary that plays the image's
+	// entrypoint, for containers that set no command. Nil means
+	// DefaultEntrypoints (cesanta/docker_auth from $IRO_DOCKER_AUTH_BIN).
+	Entrypoints map[string]string
+	// InitBackoff is the first wait before a pod whose init container
+	// failed is tried again; it doubles with every failure up to
+	// MaxInitBackoff. Default 1s and 30s (the kubelet's are 10s and 5m).
+	InitBackoff, MaxInitBackoff time.Duration
 }
 
 // Runner plays kubelet and Service for one ImageRegistry. See the package
@@ -80,6 +89,16 @@ type Runner struct {
 	lastErr    error
 	problems   []string
 	stopped    bool
+	// initFailed is the back-off of a pod whose init containers failed.
+	initFailed *initBackoff
+}
+
+// initBackoff delays the next start of a pod whose init container failed.
+type initBackoff struct {
+	uid      types.UID
+	failures int
+	wait     time.Duration
+	retryAt  time.Time
 }
 
 type runningPod struct {
@@ -87,9 +106,28 @@ type runningPod struct {
 	name       string
 	dir        string
 	configHash string
+	// initContainers run to completion, in order, before containers start
+	// (see runInit); restartable ones (sidecars) are also in containers.
+	initContainers []*container
+	// initDone is closed when the init containers are through, with
+	// initErr set; cancelInit interrupts them.
+	initDone   chan struct{}
+	initErr    error
+	cancelInit context.CancelFunc
 	containers []*container
+	started    bool // the containers were started
 	ready      bool
-	reported   *bool // what the pod status last said
+	reported   string // what the pod status last said (statusKey)
+}
+
+// initialized tells whether the init containers are through.
+func (p *runningPod) initialized() bool {
+	select {
+	case <-p.initDone:
+		return true
+	default:
+		return false
+	}
 }
 
 // Start begins playing kubelet for the registry's pod in the background.
@@ -103,6 +141,15 @@ func Start(ctx context.Context, opts Options) (*Runner, error) {
 	}
 	if opts.MaxStopGrace == 0 {
 		opts.MaxStopGrace = 10 * time.Second
+	}
+	if opts.Entrypoints == nil {
+		opts.Entrypoints = DefaultEntrypoints()
+	}
+	if opts.InitBackoff == 0 {
+		opts.InitBackoff = time.Second
+	}
+	if opts.MaxInitBackoff == 0 {
+		opts.MaxInitBackoff = 30 * time.Second
 	}
 	for _, tool := range []string{"unshare", "mount", "setpriv"} {
 		if _, err := execLookPath(tool); err != nil {
@@ -405,8 +452,15 @@ func (r *Runner) terminate(ctx context.Context, p *corev1.Pod) error {
 	return nil
 }
 
+// startPodLocked materializes the pod's volumes and starts its init
+// containers in the background (runInit); checkContainersLocked starts the
+// containers once they are through. A pod whose init containers failed is
+// started again only after its back-off.
 func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
-	for _, c := range pod.Spec.Containers {
+	if b := r.initFailed; b != nil && b.uid == pod.UID && time.Now().Before(b.retryAt) {
+		return fmt.Errorf("pod %s: init containers failed %d times; next attempt after a back-off of %s", pod.Name, b.failures, b.wait)
+	}
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		for _, p := range c.Ports {
 			l, err := net.Listen("tcp", net.JoinHostPort("", itoa(int(p.ContainerPort))))
 			if err != nil {
@@ -415,51 +469,171 @@ func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
 			l.Close()
 		}
 	}
-	if len(pod.Spec.InitContainers) > 0 {
-		return fmt.Errorf("pod %s has init containers, which the data-plane runner does not run", pod.Name)
-	}
 	podDir := filepath.Join(r.opts.Dir, "pods", string(pod.UID))
 	volumes, err := r.materializeVolumes(ctx, pod, podDir, filepath.Join(r.opts.Dir, "pvc"))
 	if err != nil {
 		return err
 	}
-	rp := &runningPod{uid: pod.UID, name: pod.Name, dir: podDir, configHash: pod.Annotations[ConfigHashAnnotation]}
+	rp := &runningPod{uid: pod.UID, name: pod.Name, dir: podDir, configHash: pod.Annotations[ConfigHashAnnotation], initDone: make(chan struct{})}
+	var sidecars []*container
+	for i := range pod.Spec.InitContainers {
+		c, err := r.newContainer(ctx, pod, &pod.Spec.InitContainers[i], volumes)
+		if err != nil {
+			_ = os.RemoveAll(podDir)
+			return err
+		}
+		if c.sidecar {
+			sidecars = append(sidecars, c)
+		}
+		rp.initContainers = append(rp.initContainers, c)
+	}
+	rp.containers = sidecars
 	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		argv, err := buildArgv(r.opts.BinDir, r.opts.Dir, pod, c, volumes)
+		c, err := r.newContainer(ctx, pod, &pod.Spec.Containers[i], volumes)
 		if err != nil {
+			_ = os.RemoveAll(podDir)
 			return err
 		}
-		env, err := r.resolveEnv(ctx, pod, c)
-		if err != nil {
-			return err
-		}
-		// What the kubelet adds, with the Service address of the API
-		// server replaced by where it listens here.
-		base := []string{
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"HOSTNAME=" + pod.Name,
-			"HOME=/",
-			"KUBERNETES_SERVICE_HOST=" + r.apiHost,
-			"KUBERNETES_SERVICE_PORT=" + r.apiPort,
-			"KUBERNETES_SERVICE_PORT_HTTPS=" + r.apiPort,
-		}
-		base = append(base, imageEnv[c.Name]...)
-		rp.containers = append(rp.containers, &container{
-			name: c.Name, spec: *c.DeepCopy(), argv: argv, env: append(base, env...),
-			logPath: filepath.Join(r.LogDir(), pod.Name+"-"+c.Name+".log"),
-		})
+		rp.containers = append(rp.containers, c)
 	}
-	for _, c := range rp.containers {
-		if err := c.start(); err != nil {
-			r.pod = rp
-			_ = r.stopPodLocked()
-			return err
-		}
-	}
+	initCtx, cancel := context.WithCancel(context.Background())
+	rp.cancelInit = cancel
 	r.pod = rp
-	r.opts.Logf("dataplane: started pod %s (%s), config hash %.12s", pod.Name, pod.UID, rp.configHash)
+	if len(rp.initContainers) == 0 {
+		close(rp.initDone)
+		return nil
+	}
+	r.opts.Logf("dataplane: pod %s (%s): running %d init container(s)", pod.Name, pod.UID, len(rp.initContainers))
+	go func() {
+		defer close(rp.initDone)
+		rp.initErr = runInit(initCtx, rp.initContainers, r.opts.MaxStopGrace)
+	}()
 	return nil
+}
+
+// newContainer prepares one (init) container of pod: its command line and
+// environment.
+func (r *Runner) newContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, volumes map[string]string) (*container, error) {
+	argv, err := buildArgv(r.opts.BinDir, r.opts.Dir, r.opts.Entrypoints, pod, c, volumes)
+	if err != nil {
+		return nil, err
+	}
+	env, err := r.resolveEnv(ctx, pod, c)
+	if err != nil {
+		return nil, err
+	}
+	// What the kubelet adds, with the Service address of the API
+	// server replaced by where it listens here.
+	base := []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOSTNAME=" + pod.Name,
+		"HOME=/",
+		"KUBERNETES_SERVICE_HOST=" + r.apiHost,
+		"KUBERNETES_SERVICE_PORT=" + r.apiPort,
+		"KUBERNETES_SERVICE_PORT_HTTPS=" + r.apiPort,
+	}
+	base = append(base, imageEnv[c.Name]...)
+	return &container{
+		name: c.Name, spec: *c.DeepCopy(), argv: argv, env: append(base, env...),
+		logPath: filepath.Join(r.LogDir(), pod.Name+"-"+c.Name+".log"),
+		sidecar: c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways,
+	}, nil
+}
+
+// checkInitLocked acts on the end of the pod's init containers: it starts
+// the containers when they succeeded, and stops the pod and sets its
+// back-off when one failed. It tells whether the containers run.
+func (r *Runner) checkInitLocked() bool {
+	rp := r.pod
+	if !rp.initialized() {
+		return false
+	}
+	if rp.started {
+		return true
+	}
+	if rp.initErr == nil {
+		r.initFailed = nil
+		rp.started = true
+		for _, c := range rp.containers {
+			if c.sidecar {
+				continue // started by runInit
+			}
+			if err := c.start(); err != nil {
+				r.problem("pod %s: %v", rp.name, err)
+				_ = r.stopPodLocked()
+				return false
+			}
+		}
+		r.opts.Logf("dataplane: started pod %s (%s), config hash %.12s", rp.name, rp.uid, rp.configHash)
+		return true
+	}
+	b := r.initFailed
+	if b == nil || b.uid != rp.uid {
+		b = &initBackoff{uid: rp.uid}
+		r.initFailed = b
+	}
+	b.failures++
+	b.wait = r.opts.InitBackoff << min(b.failures-1, 20)
+	if b.wait > r.opts.MaxInitBackoff || b.wait <= 0 {
+		b.wait = r.opts.MaxInitBackoff
+	}
+	b.retryAt = time.Now().Add(b.wait)
+	r.problem("pod %s does not start: %v; trying again in %s", rp.name, rp.initErr, b.wait)
+	if err := r.stopPodLocked(); err != nil {
+		r.problem("pod %s: %v", rp.name, err)
+	}
+	return false
+}
+
+// runInit runs the init containers in order, each to completion, as the
+// kubelet does; it stops at the first that fails. A restartable init
+// container (restartPolicy Always: a sidecar) is only started, and counts
+// as started once its startup probe passes; it then runs beside the
+// containers.
+func runInit(ctx context.Context, inits []*container, grace time.Duration) error {
+	for _, c := range inits {
+		if err := c.start(); err != nil {
+			return err
+		}
+		if c.sidecar {
+			if err := waitStarted(ctx, c); err != nil {
+				return fmt.Errorf("sidecar %s: %w (see %s)", c.name, err, c.logPath)
+			}
+			continue
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			_ = c.stop(grace)
+			return fmt.Errorf("init container %s: %w", c.name, ctx.Err())
+		}
+		if c.err != nil {
+			return fmt.Errorf("init container %s failed: %v (see %s)", c.name, c.err, c.logPath)
+		}
+	}
+	return nil
+}
+
+// waitStarted waits for a sidecar's startup probe, if it has one.
+func waitStarted(ctx context.Context, c *container) error {
+	p := c.spec.StartupProbe
+	for {
+		if c.exited() {
+			return fmt.Errorf("exited before it started: %v", c.err)
+		}
+		if p == nil || runProbe(ctx, &c.spec, p) == nil {
+			return nil
+		}
+		period := time.Duration(p.PeriodSeconds) * time.Second
+		if period <= 0 {
+			period = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(period, time.Second)):
+		}
+	}
 }
 
 func (r *Runner) stopPodLocked() error {
@@ -467,7 +641,14 @@ func (r *Runner) stopPodLocked() error {
 		return nil
 	}
 	var errs []error
-	for _, c := range r.pod.containers {
+	r.pod.cancelInit()
+	<-r.pod.initDone
+	// The containers first, then the sidecars, in reverse order, as the
+	// kubelet does.
+	for i := len(r.pod.containers) - 1; i >= 0; i-- {
+		errs = append(errs, r.pod.containers[i].stop(r.opts.MaxStopGrace))
+	}
+	for _, c := range r.pod.initContainers {
 		errs = append(errs, c.stop(r.opts.MaxStopGrace))
 	}
 	errs = append(errs, os.RemoveAll(r.pod.dir))
@@ -478,6 +659,15 @@ func (r *Runner) stopPodLocked() error {
 // checkContainersLocked restarts exited processes (restartPolicy Always)
 // and runs readiness probes, each at most once a second.
 func (r *Runner) checkContainersLocked(ctx context.Context) {
+	if r.pod == nil {
+		return
+	}
+	if !r.checkInitLocked() {
+		if r.pod != nil {
+			r.pod.ready = false
+		}
+		return
+	}
 	ready := true
 	for _, c := range r.pod.containers {
 		if c.exited() {
@@ -502,15 +692,25 @@ func (r *Runner) checkContainersLocked(ctx context.Context) {
 	r.pod.ready = ready
 }
 
-// reportStatusLocked writes the pod status when readiness changed.
+// statusKey is what reportStatusLocked last wrote: initialized and ready.
+func (p *runningPod) statusKey() string {
+	return fmt.Sprintf("initialized=%t ready=%t", p.started, p.ready)
+}
+
+// reportStatusLocked writes the pod status when readiness or
+// initialization changed.
 func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error {
-	if r.pod.reported != nil && *r.pod.reported == r.pod.ready {
+	if r.pod == nil || r.pod.reported == r.pod.statusKey() {
 		return nil
 	}
 	now := metav1.Now()
 	cond := corev1.ConditionFalse
 	if r.pod.ready {
 		cond = corev1.ConditionTrue
+	}
+	initialized := corev1.ConditionFalse
+	if r.pod.started {
+		initialized = corev1.ConditionTrue
 	}
 	p, err := r.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil {
@@ -520,6 +720,9 @@ func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error 
 		return nil
 	}
 	p.Status.Phase = corev1.PodRunning
+	if !r.pod.started {
+		p.Status.Phase = corev1.PodPending
+	}
 	if p.Status.StartTime == nil {
 		p.Status.StartTime = &now
 	}
@@ -527,21 +730,41 @@ func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error 
 	p.Status.PodIPs = []corev1.PodIP{{IP: podIP}}
 	p.Status.Conditions = []corev1.PodCondition{
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.PodInitialized, Status: initialized, LastTransitionTime: now},
 		{Type: corev1.ContainersReady, Status: cond, LastTransitionTime: now},
 		{Type: corev1.PodReady, Status: cond, LastTransitionTime: now},
 	}
+	p.Status.InitContainerStatuses = nil
+	for _, c := range r.pod.initContainers {
+		st := corev1.ContainerStatus{Name: c.name, Image: c.spec.Image}
+		switch {
+		case c.sidecar && r.pod.started:
+			st.Ready, st.Started = c.ready, ptr.To(true)
+			st.State.Running = &corev1.ContainerStateRunning{StartedAt: now}
+		case r.pod.started:
+			st.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", FinishedAt: now}
+		default:
+			st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
+		}
+		p.Status.InitContainerStatuses = append(p.Status.InitContainerStatuses, st)
+	}
 	p.Status.ContainerStatuses = nil
 	for _, c := range r.pod.containers {
-		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.name, Image: c.spec.Image, Ready: c.ready, Started: ptr.To(true),
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-		})
+		if c.sidecar {
+			continue
+		}
+		st := corev1.ContainerStatus{Name: c.name, Image: c.spec.Image, Ready: c.ready, Started: ptr.To(r.pod.started)}
+		if r.pod.started {
+			st.State.Running = &corev1.ContainerStateRunning{StartedAt: now}
+		} else {
+			st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
+		}
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, st)
 	}
 	if _, err := r.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("report pod %s status: %w", pod.Name, err)
 	}
-	r.pod.reported = ptr.To(r.pod.ready)
-	r.opts.Logf("dataplane: pod %s Ready=%s", pod.Name, cond)
+	r.pod.reported = r.pod.statusKey()
+	r.opts.Logf("dataplane: pod %s Initialized=%s Ready=%s", pod.Name, initialized, cond)
 	return nil
 }
