@@ -3,8 +3,10 @@
 // A login name names an account and, for rotating accounts, the rotation
 // whose password is presented (see Login), so a login costs one bcrypt
 // compare. Accounts are read from an informer cache of one namespace, indexed
-// by username, so a login never scans the namespace; the docker_auth ext_auth
-// binary, a one-shot process, reads them with one list request instead.
+// by username, so a login never scans the namespace. docker_auth's ext_auth
+// process asks a long-running sidecar that holds such a cache (pkg/extauth,
+// k8s-docker-authn --serve); only when none answers does it check the login
+// on its own, reading the accounts with one list request (NewDirect).
 //
 // A successful login returns the account's spec.labels, unchanged (for
 // operator-made accounts: namespace, name and type). No label is synthesized:
@@ -29,7 +31,6 @@ import (
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
-	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 	informersv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
 )
 
@@ -140,19 +141,10 @@ func newWithClock(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options
 // cache to fill. The informer stops with ctx. It needs get, list and watch on
 // imageregistryaccounts in that namespace only.
 func NewForConfig(ctx context.Context, cfg *rest.Config, o *Options) (*Authenticator, error) {
-	// The informer's watch must outlive the request timeout.
-	watchCfg := rest.CopyConfig(cfg)
-	watchCfg.Timeout = 0
-	client, err := versioned.NewForConfig(watchCfg)
-	if err != nil {
-		return nil, fmt.Errorf("create client: %w", err)
-	}
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace))
-	a, err := New(factory.Registry().V1alpha1().ImageRegistryAccounts(), o)
+	a, err := Start(ctx, cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	factory.Start(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), a.hasSynced) {
@@ -298,8 +290,12 @@ func (s indexerSource) byUsernames(_ context.Context, usernames []string) ([]*re
 }
 
 // listSource lists the namespace's accounts on every lookup. The API offers
-// no field selector on spec.username, and one list per process is what a
-// one-shot ext_auth call costs anyway.
+// no field selector on spec.username, and a login name does not determine
+// an account's name, so a GET cannot replace the list: an operator-made
+// account is named <type>.<namespace>.<name> while its push and pull twins
+// share the username <namespace>/<name>, and a static account may carry any
+// spec.username under any name. One list per process is what a one-shot
+// ext_auth call costs; the sidecar path does not list at all.
 type listSource struct {
 	client    versioned.Interface
 	namespace string

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,20 +22,47 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/extauth"
 )
 
 const ns = "registry"
 
-// buildPlugin builds the binary as it ships: statically, without cgo.
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// buildPlugin builds the binary as it ships (statically, without cgo), and
+// the forwarder beside it as in the operator image; once per test run.
 func buildPlugin(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "k8s-docker-authn")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "k8s-docker-authn-test")
+		if buildErr != nil {
+			return
+		}
+		for pkg, name := range map[string]string{".": "k8s-docker-authn", "../k8s-docker-authn-forward": extauth.ForwarderBinary} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, name), pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return filepath.Join(buildDir, "k8s-docker-authn")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 func hashOf(t *testing.T, pw string) string {
@@ -56,25 +84,58 @@ func acct(name, username string, rotation int64, typ string, hashes ...string) r
 	}
 }
 
+// fakeAPI serves the ImageRegistryAccounts of namespace ns as
+// kube-apiserver does for list and watch requests, and counts them.
+type fakeAPI struct {
+	*httptest.Server
+	requests atomic.Int32 // all requests
+	lists    atomic.Int32 // list requests (not watches)
+	events   chan string  // watch events to send, as JSON
+}
+
 // apiServer serves the list of ImageRegistryAccounts of namespace ns, as
-// kube-apiserver does, and counts requests.
-func apiServer(t *testing.T, items ...registryv1alpha1.ImageRegistryAccount) (*httptest.Server, *atomic.Int32) {
-	var n atomic.Int32
+// kube-apiserver does, and counts requests. A watch streams what is sent
+// to its events channel; a watch-list request (sendInitialEvents) is
+// refused, so that informers fall back to list and watch.
+func apiServer(t *testing.T, items ...registryv1alpha1.ImageRegistryAccount) (*fakeAPI, *atomic.Int32) {
+	f := &fakeAPI{events: make(chan string, 16)}
 	list := registryv1alpha1.ImageRegistryAccountList{
 		TypeMeta: metav1.TypeMeta{APIVersion: "registry.mgoltzsche.github.com/v1alpha1", Kind: "ImageRegistryAccountList"},
+		ListMeta: metav1.ListMeta{ResourceVersion: "10"},
 		Items:    items,
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
 		if r.Method != http.MethodGet || r.URL.Path != "/apis/registry.mgoltzsche.github.com/v1alpha1/namespaces/"+ns+"/imageregistryaccounts" {
 			http.Error(w, "unexpected request "+r.Method+" "+r.URL.Path, http.StatusNotFound)
 			return
 		}
+		q := r.URL.Query()
+		if q.Get("watch") != "true" {
+			f.lists.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(list)
+			return
+		}
+		if q.Get("sendInitialEvents") == "true" {
+			http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"BadRequest","code":400}`, http.StatusBadRequest)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(list)
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case ev := <-f.events:
+				fmt.Fprintln(w, ev)
+				w.(http.Flusher).Flush()
+			}
+		}
 	}))
-	t.Cleanup(srv.Close)
-	return srv, &n
+	t.Cleanup(f.Close)
+	return f, &f.requests
 }
 
 func kubeconfig(t *testing.T, server string) string {
@@ -122,7 +183,8 @@ func TestExtAuthContract(t *testing.T) {
 		acct("push-app", "team/app", 3, "push", hashOf(t, "push-current"), hashOf(t, "push-next")),
 		acct("pull-app", "team/app", 1, "pull", hashOf(t, "pull-current"), hashOf(t, "pull-next")),
 	)
-	args := []string{"--namespace=" + ns, "--kubeconfig=" + kubeconfig(t, srv.URL)}
+	// No sidecar listens at --socket: every login is checked by the process.
+	args := []string{"--namespace=" + ns, "--kubeconfig=" + kubeconfig(t, srv.URL), "--socket=" + filepath.Join(t.TempDir(), "none.sock")}
 
 	for _, tc := range []struct {
 		name, user, pw string
@@ -178,7 +240,7 @@ func TestExtAuthAPIServerUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	code, _, stderr := runAsDockerAuth(t, bin, []string{"--namespace=" + ns, "--kubeconfig=" + kubeconfig(t, "http://"+addr)}, "team/app/1", "pw")
+	code, _, stderr := runAsDockerAuth(t, bin, []string{"--namespace=" + ns, "--socket=", "--kubeconfig=" + kubeconfig(t, "http://"+addr)}, "team/app/1", "pw")
 	if code != 3 {
 		t.Errorf("connection refused: exit %d, want 3; stderr: %s", code, stderr)
 	}
@@ -192,7 +254,7 @@ func TestExtAuthAPIServerUnreachable(t *testing.T) {
 	}))
 	defer hang.Close()
 	start := time.Now()
-	code, _, stderr = runAsDockerAuth(t, bin, []string{"--namespace=" + ns, "--api-timeout=1s", "--kubeconfig=" + kubeconfig(t, hang.URL)}, "team/app/1", "pw")
+	code, _, stderr = runAsDockerAuth(t, bin, []string{"--namespace=" + ns, "--socket=", "--api-timeout=1s", "--kubeconfig=" + kubeconfig(t, hang.URL)}, "team/app/1", "pw")
 	if code != 3 {
 		t.Errorf("hanging API server: exit %d, want 3; stderr: %s", code, stderr)
 	}
@@ -205,7 +267,7 @@ func TestExtAuthAPIServerUnreachable(t *testing.T) {
 		http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403}`, http.StatusForbidden)
 	}))
 	defer forbidden.Close()
-	code, _, _ = runAsDockerAuth(t, bin, []string{"--namespace=" + ns, "--kubeconfig=" + kubeconfig(t, forbidden.URL)}, "team/app/1", "pw")
+	code, _, _ = runAsDockerAuth(t, bin, []string{"--namespace=" + ns, "--socket=", "--kubeconfig=" + kubeconfig(t, forbidden.URL)}, "team/app/1", "pw")
 	if code != 3 {
 		t.Errorf("forbidden: exit %d, want 3", code)
 	}
@@ -239,31 +301,72 @@ func TestBadFlags(t *testing.T) {
 }
 
 // TestInstallTo is what the docker_auth pod's init container runs: the
-// binary copies itself into the shared volume, and the copy works.
+// binary copies the forwarder that lies beside it (as in the operator
+// image) into the shared volume, and itself beside it as the forwarder's
+// fallback; the copies work together.
 func TestInstallTo(t *testing.T) {
 	bin := buildPlugin(t)
-	dst := filepath.Join(t.TempDir(), "k8s-docker-authn")
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "k8s-docker-authn")
 	if out, err := exec.Command(bin, "--install-to", dst).CombinedOutput(); err != nil {
 		t.Fatalf("--install-to: %v\n%s", err, out)
 	}
-	fi, err := os.Stat(dst)
+	for file, from := range map[string]string{dst: filepath.Join(filepath.Dir(bin), extauth.ForwarderBinary), filepath.Join(dir, extauth.FullBinary): bin} {
+		assertCopy(t, file, from)
+	}
+	// The copy is the authenticator: it reads a login and, with no
+	// sidecar, asks the API server (unreachable here, so: exit 3, error).
+	assertAsksAPIServer(t, dst)
+
+	// Without the forwarder beside it, the binary installs itself.
+	alone := filepath.Join(t.TempDir(), "k8s-docker-authn")
+	if err := copyExecutable(bin, alone); err != nil {
+		t.Fatal(err)
+	}
+	dst2 := filepath.Join(t.TempDir(), "k8s-docker-authn")
+	if out, err := exec.Command(alone, "--install-to", dst2).CombinedOutput(); err != nil {
+		t.Fatalf("--install-to: %v\n%s", err, out)
+	}
+	assertCopy(t, dst2, bin)
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dst2), extauth.FullBinary)); !os.IsNotExist(err) {
+		t.Errorf("installed a fallback without a forwarder: %v", err)
+	}
+	assertAsksAPIServer(t, dst2)
+}
+
+func assertCopy(t *testing.T, file, from string) {
+	t.Helper()
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is not a copy of %s", file, from)
+	}
+	fi, err := os.Stat(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Mode().Perm()&0o111 == 0 {
-		t.Errorf("installed copy mode %v is not executable", fi.Mode())
+		t.Errorf("installed copy %s mode %v is not executable", file, fi.Mode())
 	}
-	// The copy is the authenticator: it reads a login and asks the API
-	// server (unreachable here, so: exit 3, error).
+}
+
+func assertAsksAPIServer(t *testing.T, bin string) {
+	t.Helper()
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\ncontexts: [{name: c, context: {cluster: c}}]\ncurrent-context: c\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(dst, "--namespace="+ns, "--kubeconfig="+kubeconfig)
+	cmd := exec.Command(bin, "--namespace="+ns, "--kubeconfig="+kubeconfig, "--socket="+filepath.Join(t.TempDir(), "none.sock"))
 	cmd.Stdin = strings.NewReader("someone secret\n")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != exitError || !strings.Contains(stderr.String(), "list ImageRegistryAccounts") {
 		t.Errorf("installed copy answered %v (%s), want exit %d after asking the API server", err, stderr.String(), exitError)
