@@ -38,9 +38,13 @@ type config struct {
 	readyTimeout time.Duration
 	unrelated    int
 	skipToken    bool
-	skipSweep    bool
-	skipWave     bool
-	replay       bool
+	// dockerAuthBin is cesanta/docker_auth's auth_server; empty: the
+	// docker_auth rows are skipped. dockerAuthOnly measures them alone.
+	dockerAuthBin  string
+	dockerAuthOnly bool
+	skipSweep      bool
+	skipWave       bool
+	replay         bool
 	// rotationInterval is spec.rotationInterval of every push and pull
 	// object; gracePeriod the operator's effective --grace-period.
 	rotationInterval time.Duration
@@ -65,6 +69,8 @@ func main() {
 	flag.IntVar(&cfg.unrelated, "unrelated-secrets", 5000, "Unrelated Secrets created in another namespace to check that they cost the operator nothing. 0: skip.")
 	flag.BoolVar(&cfg.replay, "replay", true, "After each N, with its operator stopped, replay the protocol's writes for 2N new objects from the bench itself (the ideal client) and compare.")
 	flag.BoolVar(&cfg.skipToken, "skip-token", false, "Skip the token server and ext_auth measurements.")
+	flag.StringVar(&cfg.dockerAuthBin, "docker-auth-bin", os.Getenv("IRO_DOCKER_AUTH_BIN"), "cesanta/docker_auth's auth_server binary, for the docker_auth token rows (run with our ext_auth, with and without its sidecar). Default: $IRO_DOCKER_AUTH_BIN; empty: skip those rows.")
+	flag.BoolVar(&cfg.dockerAuthOnly, "docker-auth-only", false, "Measure only the docker_auth token rows, over accounts the bench makes (no operator, no scale runs).")
 	flag.BoolVar(&cfg.skipSweep, "skip-sweep", false, "Skip the rotation sweeps (the manual one and the scheduled wave that follows it).")
 	flag.BoolVar(&cfg.skipWave, "skip-wave", false, "Skip only the scheduled rotation wave (it waits about --rotation-interval after the manual sweep of each N).")
 	// The scheduled wave follows the manual sweep one interval later. Two

@@ -90,6 +90,7 @@ type results struct {
 	scale                  []scaleResult
 	token                  []tokenResult
 	extAuthP50, extAuthP99 time.Duration
+	dockerAuth             []dockerAuthResult
 }
 
 type row struct{ metric, n, value, note string }
@@ -148,6 +149,9 @@ func (r *results) rows() []row {
 	}
 	if r.extAuthP50 > 0 {
 		add("ext_auth login (one process)", "", "p50 "+ms(r.extAuthP50), "p99 "+ms(r.extAuthP99))
+	}
+	for _, d := range r.dockerAuth {
+		add(d.metric+", "+d.mode, fmt.Sprintf("c=%d", d.conc), "p99 "+ms(d.p99), fmt.Sprintf("p50 %s; %.0f/s over %d requests; %s", ms(d.p50), d.rps, d.reqs, d.note))
 	}
 	return rows
 }

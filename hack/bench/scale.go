@@ -90,6 +90,12 @@ func run(ctx context.Context, cfg config, root string) (*results, error) {
 		return nil, err
 	}
 
+	if cfg.dockerAuthOnly {
+		err := b.dockerAuthOnly(ctx, res)
+		res.loadEnd = loadAvg()
+		res.finished = time.Now()
+		return res, err
+	}
 	if err := b.measureFloor(ctx, res); err != nil {
 		return res, fmt.Errorf("floor: %w", err)
 	}
