@@ -46,6 +46,7 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
+	"github.com/image-registry-operator/image-registry-operator/pkg/tokenkey"
 	"github.com/image-registry-operator/image-registry-operator/pkg/tokenserver"
 	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
 )
@@ -99,9 +100,10 @@ func writePEM(t *testing.T, file, typ string, der []byte) {
 
 // testPKI writes a CA, a serving certificate for localhost signed by it, and
 // a self-signed token signing certificate. The signing key is chosen with a
-// short X coordinate (a leading zero byte), the case where the registry's
-// key ID differs from a padded RFC 7638 thumbprint, so that this test also
-// pins our kid to what the registry computes.
+// short X coordinate (a leading zero byte), the case where a thumbprint
+// computed without padding (as the registry does for a rootcertbundle)
+// differs from RFC 7638's, so that this test also pins that the kid the
+// token server signs with is the one the JWKS (pkg/tokenkey) lists.
 func testPKI(t *testing.T, dir string) (caFile, certFile, keyFile, signCertFile, signKeyFile string) {
 	t.Helper()
 	// The CA and serving certificate come from pkg/pki, as the operator's do.
@@ -145,6 +147,25 @@ func testPKI(t *testing.T, dir string) (caFile, certFile, keyFile, signCertFile,
 	signKeyDER, _ := x509.MarshalPKCS8PrivateKey(signKey)
 	writePEM(t, signKeyFile, "PRIVATE KEY", signKeyDER)
 	return
+}
+
+// jwksFile writes the JWKS that trusts the token key pair's key, as the
+// registry controller renders it.
+func jwksFile(t *testing.T, dir, certFile, keyFile string) string {
+	t.Helper()
+	k, err := tokenserver.LoadSigningKey(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := tokenkey.KeySet(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(file, jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
 
 func freePort(t *testing.T) int {
@@ -351,8 +372,8 @@ auth:
     realm: https://localhost:%d/auth
     service: %s
     issuer: %s
-    rootcertbundle: %s
-`, filepath.Join(dir, "storage"), regPort, certFile, keyFile, authPort, authService, authIssuer, signCert)
+    jwks: %s
+`, filepath.Join(dir, "storage"), regPort, certFile, keyFile, authPort, authService, authIssuer, jwksFile(t, dir, signCert, signKey))
 	regCfgFile := filepath.Join(dir, "registry.yml")
 	if err := os.WriteFile(regCfgFile, []byte(regCfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ var (
 	tlsKeyFile    = path.Join(tlsDir, corev1.TLSPrivateKeyKey)
 	tokenCertFile = path.Join(tokenDir, corev1.TLSCertKey)
 	tokenKeyFile  = path.Join(tokenDir, corev1.TLSPrivateKeyKey)
+	jwksFile      = path.Join(registryConfigDir, jwksKey)
 	extAuthFile   = path.Join(extAuthDir, authconfig.ExtAuthCommand)
 )
 
@@ -64,13 +65,17 @@ func convertACL(in []v1alpha1.ACLEntry) []authconfig.ACLEntry {
 	return out
 }
 
+func tokenExpiration(reg *v1alpha1.ImageRegistry) time.Duration {
+	if reg.Spec.Auth.TokenExpiration != nil {
+		return reg.Spec.Auth.TokenExpiration.Duration
+	}
+	return defaultTokenExpiration
+}
+
 // renderAuthConfig renders auth_config.yml for either token server and
 // checks it with the same loader the token servers use.
 func renderAuthConfig(reg *v1alpha1.ImageRegistry) ([]byte, error) {
-	exp := defaultTokenExpiration
-	if reg.Spec.Auth.TokenExpiration != nil {
-		exp = reg.Spec.Auth.TokenExpiration.Duration
-	}
+	exp := tokenExpiration(reg)
 	rules := acl.Default()
 	if reg.Spec.Auth.ACL != nil {
 		rules = convertACL(reg.Spec.Auth.ACL)
@@ -127,13 +132,13 @@ func (c *Controller) ensureAuthConfig(ctx context.Context, reg *v1alpha1.ImageRe
 		return err
 	}
 	st.authConfig, st.authConfigMap, st.issuer = data, desired.Name, tokenIssuer(reg)
+	st.tokenExpiration = tokenExpiration(reg)
 	return nil
 }
 
 // readUserAuthConfig validates the user's auth ConfigMap. Its token key
-// pair paths must be where the pod mounts the token Secret, or the
-// registry (which trusts the certificate at tokenCertFile) would reject
-// every token.
+// pair paths must be where the pod mounts the token Secret, or the token
+// server would sign with a key the registry's JWKS does not list.
 func (c *Controller) readUserAuthConfig(reg *v1alpha1.ImageRegistry, st *syncState, name string) error {
 	cm, err := lookup(c.configMapsLister.ConfigMaps(reg.Namespace).Get(name))
 	if err != nil {
@@ -160,6 +165,7 @@ func (c *Controller) readUserAuthConfig(reg *v1alpha1.ImageRegistry, st *syncSta
 		return badInput(ReasonInvalidAuthConfig, "auth ConfigMap %s/%s: token.certificate and token.key must be %s and %s, where the token signing key pair is mounted", reg.Namespace, name, tokenCertFile, tokenKeyFile)
 	}
 	st.authConfig, st.authConfigMap, st.issuer = []byte(data), name, cfg.Token.Issuer
+	st.tokenExpiration = time.Duration(cfg.Token.Expiration) * time.Second
 	return nil
 }
 
@@ -193,11 +199,13 @@ type registryAuthConfig struct {
 	Token registryTokenConfig `json:"token"`
 }
 
+// registryTokenConfig names a JWKS and no rootcertbundle: the registry
+// trusts exactly the keys the operator lists (trust.go).
 type registryTokenConfig struct {
-	Realm          string `json:"realm"`
-	Service        string `json:"service"`
-	Issuer         string `json:"issuer"`
-	RootCertBundle string `json:"rootcertbundle"`
+	Realm   string `json:"realm"`
+	Service string `json:"service"`
+	Issuer  string `json:"issuer"`
+	JWKS    string `json:"jwks"`
 }
 
 type registryHealthConfig struct {
@@ -239,10 +247,10 @@ func renderRegistryConfig(reg *v1alpha1.ImageRegistry, hostname, issuer string) 
 			Headers: map[string][]string{"X-Content-Type-Options": {"nosniff"}},
 		},
 		Auth: registryAuthConfig{Token: registryTokenConfig{
-			Realm:          fmt.Sprintf("https://%s:%d/auth", hostname, authPort),
-			Service:        hostname,
-			Issuer:         issuer,
-			RootCertBundle: tokenCertFile,
+			Realm:   fmt.Sprintf("https://%s:%d/auth", hostname, authPort),
+			Service: hostname,
+			Issuer:  issuer,
+			JWKS:    jwksFile,
 		}},
 		Health: registryHealthConfig{StorageDriver: registryStorageHealth{Enabled: true, Interval: "10s", Threshold: 3}},
 	}
@@ -256,23 +264,37 @@ func s3Storage(reg *v1alpha1.ImageRegistry) *v1alpha1.S3StorageSpec {
 	return reg.Spec.Storage.S3
 }
 
+// ensureRegistryConfig writes config.yml and the JWKS of the token keys
+// the registry trusts (trust.go) into the registry ConfigMap.
 func (c *Controller) ensureRegistryConfig(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
 	data, err := renderRegistryConfig(reg, st.hostname, st.issuer)
 	if err != nil {
 		return fmt.Errorf("render registry config: %w", err)
 	}
-	desired := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: registryConfigMapName(reg), Labels: objectLabels(reg)},
-		Data:       map[string]string{registryConfigKey: string(data)},
-	}
-	cur, err := lookup(c.configMapsLister.ConfigMaps(reg.Namespace).Get(desired.Name))
+	cur, err := lookup(c.configMapsLister.ConfigMaps(reg.Namespace).Get(registryConfigMapName(reg)))
 	if err != nil {
 		return err
+	}
+	sts, err := lookup(c.statefulSetsLister.StatefulSets(reg.Namespace).Get(statefulSetName(reg)))
+	if err != nil {
+		return err
+	}
+	trust, err := decideTokenTrust(st, cur, sts, st.tokenExpiration+tokenLeeway)
+	if err != nil {
+		return badInput(ReasonInvalidTokenSecret, "token signing key: %v", err)
+	}
+	desired := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        registryConfigMapName(reg),
+			Labels:      objectLabels(reg),
+			Annotations: map[string]string{AnnotationRetiredTokenKeys: trust.retired},
+		},
+		Data: map[string]string{registryConfigKey: string(data), jwksKey: string(trust.jwks)},
 	}
 	if _, err := ensureObject(ctx, c, reg, "ConfigMap", cur, desired, c.kubeClient.CoreV1().ConfigMaps(reg.Namespace), mergeConfigMapData); err != nil {
 		return err
 	}
-	st.registryConfig = data
+	st.registryConfig, st.trust, st.jwks = data, trust, trust.jwks
 	return nil
 }
 

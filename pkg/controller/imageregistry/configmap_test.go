@@ -95,7 +95,7 @@ func TestRenderedConfigsAgree(t *testing.T) {
 				t.Fatal(err)
 			}
 			tok := cfg.Auth.Token
-			if tok.Issuer != auth.Token.Issuer || tok.RootCertBundle != auth.Token.Certificate || tok.Service != host || tok.Realm != "https://"+host+":5001/auth" {
+			if tok.Issuer != auth.Token.Issuer || tok.JWKS != jwksFile || tok.Service != host || tok.Realm != "https://"+host+":5001/auth" {
 				t.Errorf("registry token config %+v does not match auth config %+v", tok, auth.Token)
 			}
 			if cfg.HTTP.Addr != ":5000" || cfg.HTTP.TLS.Certificate != tlsCertFile {

@@ -303,7 +303,8 @@ func TestDriftRepair(t *testing.T) {
 				delete(s.Data, "tls.crt")
 				update(f, f.kubeClient.CoreV1().Secrets("team-a").Update, s)
 			},
-			action: "update secrets team-a/reg-auth-token\nupdate statefulsets team-a/reg",
+			// A new key: the JWKS lists it, and the old one as retired.
+			action: "update secrets team-a/reg-auth-token\nupdate configmaps team-a/reg-registry-config\nupdate statefulsets team-a/reg",
 		},
 		{
 			name: "http Secret",
@@ -804,7 +805,7 @@ func TestDockerAuthServer(t *testing.T) {
 	f.mustSync(reg)
 	pod := f.statefulSet(reg).Spec.Template.Spec
 	auth := pod.Containers[1]
-	if auth.Image != "mirror/docker_auth:1.13" || len(auth.Command) != 0 || strings.Join(auth.Args, " ") != "/etc/registry-auth/auth_config.yml" {
+	if auth.Image != "mirror/docker_auth:1.13" || len(auth.Command) != 0 || strings.Join(auth.Args, " ") != "--logtostderr /etc/registry-auth/auth_config.yml" {
 		t.Errorf("docker_auth container: %s %v %v", auth.Image, auth.Command, auth.Args)
 	}
 	if auth.ReadinessProbe.TCPSocket == nil || auth.ReadinessProbe.TCPSocket.Port.IntValue() != 5001 || auth.LivenessProbe.TCPSocket == nil {

@@ -32,8 +32,11 @@ const (
 	// clients need no port in image references.
 	servicePort = 443
 
-	registryConfigDir  = "/etc/distribution"
-	registryConfigKey  = "config.yml"
+	registryConfigDir = "/etc/distribution"
+	registryConfigKey = "config.yml"
+	// jwksKey in the registry ConfigMap holds the token public keys the
+	// registry trusts (auth.token.jwks).
+	jwksKey            = "jwks.json"
 	authConfigDir      = "/etc/registry-auth"
 	authConfigKey      = "auth_config.yml"
 	tlsDir             = "/etc/registry-tls"

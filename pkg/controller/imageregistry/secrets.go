@@ -13,6 +13,7 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
+	"github.com/image-registry-operator/image-registry-operator/pkg/tokenkey"
 )
 
 // Certificate lifetimes. Certificates are renewed after two thirds of their
@@ -33,7 +34,7 @@ type keyMaterial struct {
 }
 
 // ensureTokenKey provides the key pair the token server signs tokens with;
-// the registry trusts its certificate as auth.token.rootcertbundle.
+// the registry trusts its public key through the JWKS (trust.go).
 func (c *Controller) ensureTokenKey(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
 	auth := reg.Spec.Auth
 	issuer := auth.IssuerRef
@@ -65,35 +66,88 @@ func (c *Controller) ensureTokenKey(ctx context.Context, reg *v1alpha1.ImageRegi
 	return nil
 }
 
-// ensureTokenSecret keeps the operator-made token signing key pair.
+// Keys of the operator-made token Secret beside tls.crt and tls.key: the
+// next key pair, made at the renewal time and signed with once every pod
+// trusts it (trust.go).
+const (
+	nextTokenCertKey = "next.crt"
+	nextTokenKeyKey  = "next.key"
+)
+
+// ensureTokenSecret keeps the operator-made token signing key pair. A key
+// is renewed in two steps, so that no registry pod refuses a token another
+// pod signed: at the renewal time a next key is added and published in the
+// registry's JWKS; once the rolled-out pod template trusts it, it replaces
+// the signing key. A missing or broken key pair is replaced at once.
 func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) (*keyMaterial, error) {
 	cur, err := lookup(c.secretsLister.Secrets(reg.Namespace).Get(tokenSecretName(reg)))
 	if err != nil {
 		return nil, err
 	}
+	sts, err := lookup(c.statefulSetsLister.StatefulSets(reg.Namespace).Get(statefulSetName(reg)))
+	if err != nil {
+		return nil, err
+	}
+	var kp, next *pki.KeyPair
 	if cur != nil {
 		if err := checkControlled(reg, "Secret", cur); err != nil {
 			return nil, err
 		}
-	}
-	var kp *pki.KeyPair
-	if cur != nil {
-		if p, err := pki.ParseKeyPair(cur.Data[corev1.TLSCertKey], cur.Data[corev1.TLSPrivateKeyKey]); err == nil && st.now.Before(pki.RenewalTime(p.Cert)) {
+		if p, err := pki.ParseKeyPair(cur.Data[corev1.TLSCertKey], cur.Data[corev1.TLSPrivateKeyKey]); err == nil {
 			kp = p
+			if n, err := pki.ParseKeyPair(cur.Data[nextTokenCertKey], cur.Data[nextTokenKeyKey]); err == nil {
+				next = n
+			}
 		}
 	}
-	if kp == nil {
-		kp, err = pki.NewSigningCert(pki.CertOptions{CommonName: st.hostname + " token signing", Validity: tokenCertValidity, Now: st.now})
+	newKey := func() (*pki.KeyPair, error) {
+		return pki.NewSigningCert(pki.CertOptions{CommonName: st.hostname + " token signing", Validity: tokenCertValidity, Now: st.now})
+	}
+	switch {
+	case kp == nil:
+		if kp, err = newKey(); err != nil {
+			return nil, err
+		}
+		next = nil
+	case next != nil:
+		kid, err := tokenkey.Thumbprint(next.Key.Public())
 		if err != nil {
+			return nil, err
+		}
+		if trustsKey(sts, kid) {
+			kp, next = next, nil
+		}
+	case !st.now.Before(pki.RenewalTime(kp.Cert)):
+		if next, err = newKey(); err != nil {
 			return nil, err
 		}
 	}
 	desired := tlsSecret(reg, tokenSecretName(reg), kp.CertPEM, kp.KeyPEM, nil)
-	if _, err := ensureObject(ctx, c, reg, "Secret", cur, desired, c.kubeClient.CoreV1().Secrets(reg.Namespace), mergeSecretData); err != nil {
+	if next != nil {
+		desired.Data[nextTokenCertKey], desired.Data[nextTokenKeyKey] = next.CertPEM, next.KeyPEM
+		st.nextTokenKey = next.Key.Public()
+	} else {
+		st.requeueNoLaterThan(pki.RenewalTime(kp.Cert))
+	}
+	if _, err := ensureObject(ctx, c, reg, "Secret", cur, desired, c.kubeClient.CoreV1().Secrets(reg.Namespace), mergeTokenSecretData); err != nil {
 		return nil, err
 	}
-	st.requeueNoLaterThan(pki.RenewalTime(kp.Cert))
 	return &keyMaterial{certPEM: kp.CertPEM, keyPEM: kp.KeyPEM}, nil
+}
+
+// mergeTokenSecretData is mergeSecretData that also drops a next key pair
+// the desired Secret no longer has.
+func mergeTokenSecretData(cur, desired *corev1.Secret) bool {
+	changed := mergeSecretData(cur, desired)
+	for _, k := range []string{nextTokenCertKey, nextTokenKeyKey} {
+		if _, ok := desired.Data[k]; !ok {
+			if _, ok := cur.Data[k]; ok {
+				delete(cur.Data, k)
+				changed = true
+			}
+		}
+	}
+	return changed
 }
 
 // ensureHTTPSecret keeps the random http.secret all replicas share. It

@@ -40,7 +40,7 @@ const (
 func configHash(st *syncState) string {
 	h := sha256.New()
 	for _, b := range [][]byte{
-		st.registryConfig, st.authConfig,
+		st.registryConfig, st.jwks, st.authConfig,
 		st.tls.certPEM, st.tls.keyPEM,
 		st.token.certPEM, st.token.keyPEM,
 		st.httpSecret,
@@ -92,8 +92,12 @@ func (c *Controller) desiredStatefulSet(reg *v1alpha1.ImageRegistry, st *syncSta
 			PodManagementPolicy: appsv1.ParallelPodManagement,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels:      podLabels,
-					Annotations: map[string]string{AnnotationConfigHash: configHash(st)},
+					Labels: podLabels,
+					Annotations: map[string]string{
+						AnnotationConfigHash:       configHash(st),
+						AnnotationTokenSigningKey:  st.trust.signingKID,
+						AnnotationTrustedTokenKeys: st.trust.trustedKeysAnnotation(),
+					},
 				},
 				Spec: c.podSpec(reg, st),
 			},
@@ -139,11 +143,9 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 		tokenSecret = ca.SecretName
 	}
 	volumes := []corev1.Volume{
-		configMapVolume("registry-config", registryConfigMapName(reg), registryConfigKey),
+		configMapVolume("registry-config", registryConfigMapName(reg), registryConfigKey, jwksKey),
 		configMapVolume("auth-config", st.authConfigMap, authConfigKey),
 		secretVolume("tls", tlsSecret, corev1.TLSCertKey, corev1.TLSPrivateKeyKey),
-		// The registry needs only the token certificate, never its key.
-		secretVolume("token-cert", tokenSecret, corev1.TLSCertKey),
 		secretVolume("token", tokenSecret, corev1.TLSCertKey, corev1.TLSPrivateKeyKey),
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		serviceAccountTokenVolume(),
@@ -182,7 +184,6 @@ func (c *Controller) registryContainer(reg *v1alpha1.ImageRegistry) corev1.Conta
 	mounts := []corev1.VolumeMount{
 		{Name: "registry-config", MountPath: registryConfigDir, ReadOnly: true},
 		{Name: "tls", MountPath: tlsDir, ReadOnly: true},
-		{Name: "token-cert", MountPath: tokenDir, ReadOnly: true},
 		{Name: "tmp", MountPath: "/tmp"},
 	}
 	if s3 := s3Storage(reg); s3 != nil {
@@ -236,8 +237,10 @@ func (c *Controller) authContainer(reg *v1alpha1.ImageRegistry, dockerAuth bool)
 			ctr.Image = i.DockerAuth
 		}
 		// The image's entrypoint is /docker_auth/auth_server; its argument
-		// is the configuration file.
-		ctr.Args = []string{configFile}
+		// is the configuration file. glog writes log files under /tmp
+		// unless told otherwise, and exits when it cannot (the root file
+		// system is read-only): log to stderr, where kubectl logs finds it.
+		ctr.Args = []string{"--logtostderr", configFile}
 		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "ext-auth", MountPath: extAuthDir, ReadOnly: true})
 		// docker_auth has no health endpoint.
 		tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(authPort)}}

@@ -2,6 +2,7 @@ package imageregistry
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"time"
@@ -52,7 +53,15 @@ type syncState struct {
 	// issuer is the token issuer the registry must expect.
 	issuer         string
 	registryConfig []byte
-	statefulSet    *appsv1.StatefulSet
+	// nextTokenKey is published in the JWKS before the token servers sign
+	// with it (see trust.go); nil when no renewal is under way.
+	nextTokenKey crypto.PublicKey
+	// tokenExpiration is the token lifetime the auth config sets.
+	tokenExpiration time.Duration
+	// trust is the token key set the registry trusts; jwks its JWKS.
+	trust       *tokenTrust
+	jwks        []byte
+	statefulSet *appsv1.StatefulSet
 	// requeueAt is the earliest time the registry must be looked at again
 	// without an event: a certificate renewal or a user Secret re-read.
 	requeueAt time.Time
