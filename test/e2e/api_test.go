@@ -136,6 +136,14 @@ func TestAPIServerRejectsInvalid(t *testing.T) {
 		t.Errorf("tls.secretName + tls.issuerRef: got %v, want Invalid with the CEL message", err)
 	}
 
+	// A dotted name would put another registry's hostname in this one's
+	// serving certificate (security review).
+	dotted := &v1alpha1.ImageRegistry{ObjectMeta: metav1.ObjectMeta{Name: "registry.image-registry-operator.svc.cluster.local"}}
+	_, err = c.ImageRegistries(e.ns).Create(ctx, dotted, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "DNS-1035 label") {
+		t.Errorf("dotted registry name: got %v, want Invalid with the CEL message", err)
+	}
+
 	three := int32(3)
 	scaled := &v1alpha1.ImageRegistry{
 		ObjectMeta: metav1.ObjectMeta{Name: "scaled"},

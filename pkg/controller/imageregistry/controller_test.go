@@ -68,9 +68,16 @@ func TestCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := []string{host, "reg", "reg.team-a", "reg.team-a.svc", "reg.team-a.svc.cluster.local", "reg-0.reg-headless.team-a.svc"}
+	names := []string{host, "reg.team-a.svc", "reg.team-a.svc.cluster.local", "reg-0.reg-headless.team-a.svc"}
 	if err := pki.VerifyServing(kp.Cert, []byte(got.Status.CA), names, testStart); err != nil {
 		t.Errorf("status.ca does not verify the serving certificate: %v", err)
+	}
+	// Only names under the registry's own namespace (security review):
+	// the operator CA is trusted by every node.
+	for _, foreign := range []string{"reg", "reg.team-a", "localhost"} {
+		if err := pki.VerifyServing(kp.Cert, []byte(got.Status.CA), []string{foreign}, testStart); err == nil {
+			t.Errorf("the serving certificate is valid for %s, a name the registry does not own", foreign)
+		}
 	}
 	if string(tlsSecret.Data["ca.crt"]) != got.Status.CA || string(ca.Data["tls.crt"]) != got.Status.CA {
 		t.Error("ca.crt of the TLS Secret, the CA Secret and status.ca differ")

@@ -22,6 +22,9 @@ const (
 	ReasonRolloutInProgress = "RolloutInProgress"
 	// ReasonScaledToZero: spec.replicas is 0.
 	ReasonScaledToZero = "ScaledToZero"
+	// ReasonInvalidName (bad input): metadata.name is not a DNS-1035 label
+	// (an API server without the CRD's validation let it through).
+	ReasonInvalidName = "InvalidName"
 	// ReasonTLSSecretNotFound (bad input): spec.tls.secretName names no Secret.
 	ReasonTLSSecretNotFound = "TLSSecretNotFound"
 	// ReasonInvalidTLSSecret (bad input): that Secret holds no valid key pair.

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -114,6 +116,13 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 }
 
 func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
+	// The name is the first label of every name the serving certificate
+	// holds: with a dot in it, a registry could obtain a certificate for
+	// another namespace's hostname. The CRD refuses such names; this check
+	// guards API servers that skipped that validation.
+	if errs := validation.IsDNS1035Label(reg.Name); len(errs) > 0 {
+		return &conditionError{reason: ReasonInvalidName, message: fmt.Sprintf("metadata.name %q is not a DNS-1035 label: %s", reg.Name, strings.Join(errs, "; ")), warn: true}
+	}
 	steps := []func(context.Context, *v1alpha1.ImageRegistry, *syncState) error{
 		c.ensureTLS,
 		c.ensureTokenKey,

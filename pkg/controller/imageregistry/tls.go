@@ -49,19 +49,19 @@ func (c *Controller) ensureTLS(ctx context.Context, reg *v1alpha1.ImageRegistry,
 }
 
 // servingDNSNames are the names the operator-signed certificate holds: the
-// public hostname, the Service's cluster names, the StatefulSet pods'
-// headless names, and localhost for port-forwarding.
+// public hostname, the Service's cluster names and the StatefulSet pods'
+// headless names. Each ends in the registry's own namespace, so that no
+// registry gets a certificate for a name another one owns: no bare name,
+// no <name>.<namespace> (a namespace may be named like a zone), no
+// localhost (the operator CA is trusted by every node).
 func servingDNSNames(reg *v1alpha1.ImageRegistry, hostname string) []string {
 	n, ns, hl := reg.Name, reg.Namespace, headlessServiceName(reg)
 	names := []string{
 		hostname,
-		n,
-		n + "." + ns,
 		n + "." + ns + ".svc",
 		n + "." + ns + ".svc.cluster.local",
 		"*." + hl + "." + ns + ".svc",
 		"*." + hl + "." + ns + ".svc.cluster.local",
-		"localhost",
 	}
 	seen := map[string]bool{}
 	out := names[:0]

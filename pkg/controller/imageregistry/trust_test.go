@@ -320,3 +320,21 @@ func keys(m map[string][]byte) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// TestDottedNameGetsNoCertificate: a registry named like another
+// registry's hostname (which the CRD's CEL rule refuses) gets no key
+// material at all, and says why.
+func TestDottedNameGetsNoCertificate(t *testing.T) {
+	reg := newRegistry("team-a", "registry.image-registry-operator.svc.cluster.local")
+	f := newFixture(t, nil, reg)
+	if _, err := f.sync(reg); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	for _, a := range f.actions() {
+		if !strings.HasPrefix(a, "update imageregistries/status") {
+			t.Errorf("wrote %s for a registry with an invalid name", a)
+		}
+	}
+	f.expectReady(reg, metav1.ConditionFalse, ReasonInvalidName)
+	f.expectWarning(ReasonInvalidName)
+}
