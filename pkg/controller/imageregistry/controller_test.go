@@ -108,6 +108,9 @@ func TestCreate(t *testing.T) {
 	if *pod.SecurityContext.RunAsNonRoot != true || *pod.AutomountServiceAccountToken {
 		t.Error("pod must run as non-root without an automounted token")
 	}
+	if len(pod.Containers) != 2 || len(pod.InitContainers) != 0 {
+		t.Errorf("builtin token server: %d containers, %d init containers; want registry and auth only", len(pod.Containers), len(pod.InitContainers))
+	}
 	regC, authC := pod.Containers[0], pod.Containers[1]
 	if regC.Name != "registry" || regC.Image != DefaultRegistryImage || regC.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || regC.ReadinessProbe.HTTPGet.Port.IntValue() != 5000 {
 		t.Errorf("registry container: %+v", regC)
@@ -821,6 +824,48 @@ func TestDockerAuthServer(t *testing.T) {
 	if len(pod.InitContainers) != 1 || pod.InitContainers[0].Image != testAuthImage ||
 		strings.Join(pod.InitContainers[0].Command, " ") != "/usr/local/bin/k8s-docker-authn --install-to /ext-auth/k8s-docker-authn" {
 		t.Errorf("init container: %+v", pod.InitContainers)
+	}
+	// The ext_auth sidecar: the operator's auth image, the socket shared
+	// with docker_auth (read-only there), the ServiceAccount token in both
+	// (docker_auth's ext_auth processes fall back to the API server).
+	if len(pod.Containers) != 3 {
+		t.Fatalf("containers: %d, want registry, auth and authn", len(pod.Containers))
+	}
+	sc := pod.Containers[2]
+	if sc.Name != "authn" || sc.Image != testAuthImage ||
+		strings.Join(sc.Command, " ") != "/usr/local/bin/k8s-docker-authn --serve=/run/ext-auth/authn.sock --namespace=team-a --health-addr=:5002" {
+		t.Errorf("sidecar: %s %s %v", sc.Name, sc.Image, sc.Command)
+	}
+	if sc.ReadinessProbe.HTTPGet == nil || sc.ReadinessProbe.HTTPGet.Path != "/readyz" || sc.ReadinessProbe.HTTPGet.Port.IntValue() != 5002 ||
+		sc.LivenessProbe.HTTPGet == nil || sc.LivenessProbe.HTTPGet.Path != "/healthz" || sc.SecurityContext == nil || !*sc.SecurityContext.ReadOnlyRootFilesystem {
+		t.Errorf("sidecar probes or security context: %+v %+v %+v", sc.ReadinessProbe, sc.LivenessProbe, sc.SecurityContext)
+	}
+	mounts := func(c corev1.Container) map[string]corev1.VolumeMount {
+		m := map[string]corev1.VolumeMount{}
+		for _, vm := range c.VolumeMounts {
+			m[vm.Name] = vm
+		}
+		return m
+	}
+	want := corev1.VolumeMount{Name: "ext-auth-socket", MountPath: "/run/ext-auth"}
+	if got := mounts(sc); !equality.Semantic.DeepEqual(got["ext-auth-socket"], want) || got["kube-api-access"].MountPath != "/var/run/secrets/kubernetes.io/serviceaccount" || len(got) != 2 {
+		t.Errorf("sidecar mounts: %+v", sc.VolumeMounts)
+	}
+	want.ReadOnly = true
+	if got := mounts(auth); !equality.Semantic.DeepEqual(got["ext-auth-socket"], want) || got["kube-api-access"].Name == "" {
+		t.Errorf("docker_auth mounts: %+v", auth.VolumeMounts)
+	}
+	for _, c := range []corev1.Container{pod.Containers[0], pod.InitContainers[0]} {
+		if _, ok := mounts(c)["ext-auth-socket"]; ok {
+			t.Errorf("%s mounts the ext_auth socket", c.Name)
+		}
+	}
+	found := false
+	for _, v := range pod.Volumes {
+		found = found || (v.Name == "ext-auth-socket" && v.EmptyDir != nil)
+	}
+	if !found {
+		t.Errorf("no ext-auth-socket emptyDir in %+v", pod.Volumes)
 	}
 	cfg, err := authconfig.Parse([]byte(f.configMap("team-a", "reg-auth-config").Data["auth_config.yml"]))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"path"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/extauth"
 )
 
 // Pod-level settings. 65532 is the conventional "nonroot" user of
@@ -151,7 +153,10 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 		serviceAccountTokenVolume(),
 	}
 	if dockerAuth {
-		volumes = append(volumes, corev1.Volume{Name: "ext-auth", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		volumes = append(volumes,
+			corev1.Volume{Name: "ext-auth", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			// The ext_auth sidecar's socket, shared with docker_auth only.
+			corev1.Volume{Name: extAuthSocketVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	}
 	spec := corev1.PodSpec{
 		ServiceAccountName: authServiceAccountName(reg),
@@ -171,6 +176,7 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 	}
 	if dockerAuth {
 		spec.InitContainers = []corev1.Container{c.extAuthInstaller(reg)}
+		spec.Containers = append(spec.Containers, c.extAuthSidecar(reg))
 	}
 	return spec
 }
@@ -241,7 +247,12 @@ func (c *Controller) authContainer(reg *v1alpha1.ImageRegistry, dockerAuth bool)
 		// unless told otherwise, and exits when it cannot (the root file
 		// system is read-only): log to stderr, where kubectl logs finds it.
 		ctr.Args = []string{"--logtostderr", configFile}
-		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "ext-auth", MountPath: extAuthDir, ReadOnly: true})
+		// The ext_auth processes ask the sidecar over its socket (connecting
+		// needs no write access to the mount); the ServiceAccount token
+		// stays for their fallback, which reads the accounts itself.
+		ctr.VolumeMounts = append(ctr.VolumeMounts,
+			corev1.VolumeMount{Name: "ext-auth", MountPath: extAuthDir, ReadOnly: true},
+			corev1.VolumeMount{Name: extAuthSocketVolume, MountPath: extAuthSocketDir, ReadOnly: true})
 		// docker_auth has no health endpoint.
 		tcp := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(authPort)}}
 		ctr.ReadinessProbe, ctr.LivenessProbe = probe(tcp, 5), probe(tcp, 15)
@@ -271,6 +282,44 @@ func (c *Controller) extAuthInstaller(reg *v1alpha1.ImageRegistry) corev1.Contai
 		Command:                  []string{pluginInImage, "--install-to", extAuthFile},
 		VolumeMounts:             []corev1.VolumeMount{{Name: "ext-auth", MountPath: extAuthDir}},
 		Resources:                requests("10m", "16Mi"),
+		SecurityContext:          containerSecurityContext(),
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+}
+
+// The ext_auth sidecar: where it listens, and its health port.
+var (
+	extAuthSocketDir  = path.Dir(extauth.DefaultSocket)
+	extAuthSocketFlag = "--serve=" + extauth.DefaultSocket
+)
+
+const (
+	extAuthSocketVolume       = "ext-auth-socket"
+	extAuthHealthPort   int32 = 5002
+)
+
+// extAuthSidecar keeps the account informer and the verified-login cache
+// of pkg/authn, as the builtin token server does in-process, and answers
+// docker_auth's ext_auth processes over a Unix socket (plugin/README.md).
+// Without it they check each login on their own, only slower.
+func (c *Controller) extAuthSidecar(reg *v1alpha1.ImageRegistry) corev1.Container {
+	health := func(p string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstr.FromInt32(extAuthHealthPort), Scheme: corev1.URISchemeHTTP}}
+	}
+	return corev1.Container{
+		Name:    "authn",
+		Image:   c.authImage(reg),
+		Command: []string{pluginInImage, extAuthSocketFlag, "--namespace=" + reg.Namespace, fmt.Sprintf("--health-addr=:%d", extAuthHealthPort)},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: extAuthSocketVolume, MountPath: extAuthSocketDir},
+			{Name: "kube-api-access", MountPath: serviceAccountDir, ReadOnly: true},
+		},
+		// Ready once its account cache is synced; before that the ext_auth
+		// processes fall back to checking logins themselves.
+		ReadinessProbe:           probe(health("/readyz"), 5),
+		LivenessProbe:            probe(health("/healthz"), 15),
+		Resources:                requests("50m", "64Mi"),
 		SecurityContext:          containerSecurityContext(),
 		ImagePullPolicy:          corev1.PullIfNotPresent,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
