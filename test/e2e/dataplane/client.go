@@ -132,9 +132,13 @@ func (e *CraneError) Error() string {
 
 // Denied tells whether crane failed because the registry or token server
 // refused the credentials or the access.
-func (e *CraneError) Denied() bool {
+func (e *CraneError) Denied() bool { return deniedMessage(e.Stderr) }
+
+// deniedMessage tells whether a client's error output is a refusal of
+// the credentials or the access.
+func deniedMessage(stderr string) bool {
 	for _, s := range []string{"DENIED", "UNAUTHORIZED", "401 Unauthorized", "403 Forbidden", "unauthorized", "denied"} {
-		if strings.Contains(e.Stderr, s) {
+		if strings.Contains(stderr, s) {
 			return true
 		}
 	}
