@@ -10,6 +10,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
@@ -222,5 +224,73 @@ func TestRunInitSidecar(t *testing.T) {
 	dead.spec.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(1)}}, PeriodSeconds: 1}
 	if err := runInit(context.Background(), []*container{dead}, time.Second); err == nil || !strings.Contains(err.Error(), "exited before it started") {
 		t.Errorf("a sidecar that exits before its startup probe passes: error %v", err)
+	}
+}
+
+// podWith is a running pod of test containers whose directory is a temp dir.
+func podWith(t *testing.T, uid string, inits, containers []*container) *runningPod {
+	rp := newRunningPod(types.UID(uid), "registry-0", t.TempDir(), "")
+	rp.initContainers, rp.containers = inits, containers
+	return rp
+}
+
+// checkUntil runs kubelet passes (checkContainersLocked) until cond holds.
+func checkUntil(t *testing.T, r *Runner, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; problems: %q", what, r.problems)
+		}
+		r.mu.Lock()
+		r.checkContainersLocked(context.Background())
+		r.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestInitFailureBackoff(t *testing.T) {
+	r := &Runner{opts: Options{Logf: t.Logf, MaxStopGrace: time.Second, InitBackoff: 50 * time.Millisecond, MaxInitBackoff: 80 * time.Millisecond}}
+	marks := filepath.Join(t.TempDir(), "marks")
+	main := func() *container { return testContainer(t, "main", "echo main >>"+marks+"; exec sleep 60") }
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_ = r.stopPodLocked()
+	})
+
+	for attempt, wantWait := range []time.Duration{50 * time.Millisecond, 80 * time.Millisecond} {
+		r.mu.Lock()
+		r.launchLocked(podWith(t, "uid-1", []*container{testContainer(t, "install", "exit 1")}, []*container{main()}))
+		r.mu.Unlock()
+		checkUntil(t, r, "the failed pod to stop", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.pod == nil })
+		if len(r.problems) != attempt+1 || !strings.Contains(r.problems[attempt], "init container install failed: exit status 1") {
+			t.Fatalf("problems %q, want %d reporting the failed init container", r.problems, attempt+1)
+		}
+		if b := r.initFailed; b == nil || b.failures != attempt+1 || b.wait != wantWait {
+			t.Fatalf("back-off %+v after %d failures, want a wait of %s", b, attempt+1, wantWait)
+		}
+		// The same pod is not started again before the back-off ends.
+		r.mu.Lock()
+		err := r.startPodLocked(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "registry-0", UID: "uid-1"}})
+		r.mu.Unlock()
+		if err == nil || !strings.Contains(err.Error(), "back-off") {
+			t.Fatalf("start during the back-off: %v", err)
+		}
+		time.Sleep(wantWait)
+	}
+	if _, err := os.Stat(marks); err == nil {
+		t.Fatal("a container started although the init container failed")
+	}
+
+	// Init containers that succeed: the containers start, the back-off is gone.
+	r.mu.Lock()
+	r.launchLocked(podWith(t, "uid-1", []*container{testContainer(t, "install", "exit 0")}, []*container{main()}))
+	r.mu.Unlock()
+	checkUntil(t, r, "the container to start", func() bool { _, err := os.Stat(marks); return err == nil })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.initFailed != nil || r.pod == nil || !r.pod.started {
+		t.Errorf("after a successful init: back-off %+v, pod %+v", r.initFailed, r.pod)
 	}
 }

@@ -120,6 +120,10 @@ type runningPod struct {
 	reported   string // what the pod status last said (statusKey)
 }
 
+func newRunningPod(uid types.UID, name, dir, configHash string) *runningPod {
+	return &runningPod{uid: uid, name: name, dir: dir, configHash: configHash, initDone: make(chan struct{})}
+}
+
 // initialized tells whether the init containers are through.
 func (p *runningPod) initialized() bool {
 	select {
@@ -474,7 +478,7 @@ func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	rp := &runningPod{uid: pod.UID, name: pod.Name, dir: podDir, configHash: pod.Annotations[ConfigHashAnnotation], initDone: make(chan struct{})}
+	rp := newRunningPod(pod.UID, pod.Name, podDir, pod.Annotations[ConfigHashAnnotation])
 	var sidecars []*container
 	for i := range pod.Spec.InitContainers {
 		c, err := r.newContainer(ctx, pod, &pod.Spec.InitContainers[i], volumes)
@@ -496,19 +500,25 @@ func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
 		}
 		rp.containers = append(rp.containers, c)
 	}
+	r.launchLocked(rp)
+	return nil
+}
+
+// launchLocked makes rp the running pod and starts its init containers in
+// the background.
+func (r *Runner) launchLocked(rp *runningPod) {
 	initCtx, cancel := context.WithCancel(context.Background())
 	rp.cancelInit = cancel
 	r.pod = rp
 	if len(rp.initContainers) == 0 {
 		close(rp.initDone)
-		return nil
+		return
 	}
-	r.opts.Logf("dataplane: pod %s (%s): running %d init container(s)", pod.Name, pod.UID, len(rp.initContainers))
+	r.opts.Logf("dataplane: pod %s (%s): running %d init container(s)", rp.name, rp.uid, len(rp.initContainers))
 	go func() {
 		defer close(rp.initDone)
 		rp.initErr = runInit(initCtx, rp.initContainers, r.opts.MaxStopGrace)
 	}()
-	return nil
 }
 
 // newContainer prepares one (init) container of pod: its command line and
