@@ -220,13 +220,15 @@ spec:
 	})
 
 	step(t, "rotation under traffic", func(t *testing.T) {
+		// The shortest interval the API allows, and two rotations: the
+		// builtin mode's TestUserRotationUnderTraffic goes through more.
+		const interval, rotations = 10 * time.Second, 2
 		for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
-			u.kubectl(t, "patch", kind, "example", "--type=merge", "-p", `{"spec":{"rotationInterval":"15s"}}`)
+			u.kubectl(t, "patch", kind, "example", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"rotationInterval":%q}}`, interval))
 		}
-		const rotations = 2
 		loop := u.startPullLoop(t, examplePullSecret, ref, digest)
 		var replaced *replacedPassword
-		timeout := rotations*rotationInterval + time.Minute
+		timeout := rotations*interval + time.Minute
 		deadline := time.Now().Add(timeout)
 		cur := u.creds(t, u.ns, examplePullSecret)
 		for seen := 0; seen < rotations; {
