@@ -68,12 +68,13 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 			f.registry.Registry().V1alpha1().ImagePushSecrets(),
 			f.registry.Registry().V1alpha1().ImagePullSecrets(),
 			imagesecret.Options{
-				Kind:                    kind,
-				DefaultRegistry:         o.defaultRegistry,
-				DefaultRotationInterval: o.rotationInterval,
-				GracePeriod:             o.gracePeriod,
-				BcryptCost:              o.bcryptCost,
-				Clock:                   clock.RealClock{},
+				Kind:                      kind,
+				DefaultRegistry:           o.defaultRegistry,
+				DefaultRegistryNamespaces: o.defaultRegistryNamespaces,
+				DefaultRotationInterval:   o.rotationInterval,
+				GracePeriod:               o.gracePeriod,
+				BcryptCost:                o.bcryptCost,
+				Clock:                     clock.RealClock{},
 			})
 		if err != nil {
 			return nil, nil, err

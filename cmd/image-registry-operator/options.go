@@ -29,6 +29,9 @@ type options struct {
 	dnsZone string
 	// defaultRegistry serves push and pull secrets without a registryRef.
 	defaultRegistry types.NamespacedName
+	// defaultRegistryNamespaces may use the default registry besides what
+	// its spec.access allows.
+	defaultRegistryNamespaces []string
 
 	rotationInterval time.Duration
 	gracePeriod      time.Duration
@@ -68,6 +71,16 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.dnsZone, "dns-zone", envOr("OPERATOR_DNS_ZONE", "svc.cluster.local"), "DNS zone of registry hostnames <name>.<namespace>.<zone> (env OPERATOR_DNS_ZONE).")
 	fs.StringVar(&o.defaultRegistry.Name, "default-registry-name", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAME"), "ImageRegistry used by push and pull secrets without registryRef (env OPERATOR_DEFAULT_REGISTRY_NAME). Empty: none.")
 	fs.StringVar(&o.defaultRegistry.Namespace, "default-registry-namespace", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAMESPACE"), "Namespace of the default ImageRegistry (env OPERATOR_DEFAULT_REGISTRY_NAMESPACE). Empty: the operator namespace.")
+	o.defaultRegistryNamespaces = []string{"*"}
+	fs.Func("default-registry-allowed-namespaces", `Comma-separated namespaces whose push and pull secrets may use the default registry, besides its own namespace and its spec.access.namespaces; "*" is every namespace, empty none. Default "*".`, func(v string) error {
+		o.defaultRegistryNamespaces = []string{}
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				o.defaultRegistryNamespaces = append(o.defaultRegistryNamespaces, ns)
+			}
+		}
+		return nil
+	})
 	fs.DurationVar(&o.rotationInterval, "rotation-interval", 24*time.Hour, "Default password rotation interval of push and pull secrets.")
 	fs.DurationVar(&o.gracePeriod, "grace-period", 5*time.Minute, "How long a replaced password keeps working after it left the Secret.")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", imagesecret.DefaultBcryptCost, "bcrypt cost of password hashes. The passwords are 32 random bytes, which no cost makes easier or harder to guess from a hash; a higher cost only costs CPU (see README, Performance).")
@@ -112,6 +125,11 @@ func (o *options) validate() error {
 		}
 		if msgs := validation.IsDNS1123Label(ns.value); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("--%s=%q: %s", ns.flag, ns.value, strings.Join(msgs, "; ")))
+		}
+	}
+	for _, ns := range o.defaultRegistryNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); ns != "*" && len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--default-registry-allowed-namespaces: %q: %s", ns, strings.Join(msgs, "; ")))
 		}
 	}
 	if o.operatorNamespace == "" {

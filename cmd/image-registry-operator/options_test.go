@@ -39,6 +39,26 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 }
 
+func TestDefaultRegistryAllowedNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"*"}},
+		{[]string{"--default-registry-allowed-namespaces=team-a, team-b"}, []string{"team-a", "team-b"}},
+		// Empty is "none besides spec.access", not the default.
+		{[]string{"--default-registry-allowed-namespaces="}, []string{}},
+	} {
+		o, err := parse(t, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.defaultRegistryNamespaces == nil || strings.Join(o.defaultRegistryNamespaces, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%v: %#v, want %#v", tc.args, o.defaultRegistryNamespaces, tc.want)
+		}
+	}
+}
+
 func TestOptionsEnvironment(t *testing.T) {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	t.Setenv("OPERATOR_DNS_ZONE", "example.org.")
@@ -74,6 +94,7 @@ func TestOptionsRejectBadFlags(t *testing.T) {
 		{[]string{"--dns-zone=-bad-"}, "--dns-zone"},
 		{[]string{"--workers=0"}, "--workers"},
 		{[]string{"--default-registry-name=a/b"}, "--default-registry-name"},
+		{[]string{"--default-registry-allowed-namespaces=team-a,Team_B"}, "--default-registry-allowed-namespaces"},
 	} {
 		_, err := parse(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

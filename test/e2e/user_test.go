@@ -74,7 +74,8 @@ func TestUserPushPull(t *testing.T) {
 	denied(t, "push with the pull Secret", err)
 
 	// A push secret of another namespace, for this registry (registryRef
-	// with a namespace): it may push to its own namespace's repositories,
+	// with a namespace): refused until the registry admits that namespace
+	// (spec.access); then it may push to its own namespace's repositories,
 	// not to this one's (default ACL).
 	other := u.otherNamespace(t)
 	u.kubectlNS(t, other, fmt.Sprintf(`apiVersion: registry.mgoltzsche.github.com/v1alpha1
@@ -83,6 +84,21 @@ metadata: {name: intruder, namespace: %s}
 spec:
   registryRef: {name: %s, namespace: %s}
 `, other, exampleRegistry, u.ns), "apply", "-f", "-")
+	eventually(t, 2*time.Minute, "ImagePushSecret intruder to be Ready=False NamespaceNotAllowed", func(ctx context.Context) (bool, error) {
+		s, err := u.registry.RegistryV1alpha1().ImagePushSecrets(other).Get(ctx, "intruder", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(s.Status.Conditions, "Ready")
+		if c == nil {
+			return false, fmt.Errorf("no Ready condition")
+		}
+		return c.Status == metav1.ConditionFalse && c.Reason == "NamespaceNotAllowed", fmt.Errorf("Ready=%s %s", c.Status, c.Reason)
+	})
+	if _, err := u.registry.RegistryV1alpha1().ImageRegistryAccounts(u.ns).Get(ctx, "push."+other+".intruder", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("account of a secret whose namespace the registry does not admit: %v", err)
+	}
+	u.kubectl(t, "patch", "imageregistries", exampleRegistry, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"access":{"namespaces":[%q]}}}`, other))
 	u.kubectlNS(t, other, "", "wait", "--for=condition=Ready", "--timeout=2m", "imagepushsecret/intruder")
 	intruder := u.creds(t, other, "intruder-image-push-secret")
 	_, err = u.crane.PushRandom(ctx, intruder, u.image("app:by-other-namespace"))

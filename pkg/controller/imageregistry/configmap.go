@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -72,6 +73,19 @@ func tokenExpiration(reg *v1alpha1.ImageRegistry) time.Duration {
 	return defaultTokenExpiration
 }
 
+// crossNamespaceACLEntries are the indexes of ACL entries that grant
+// actions to accounts of any namespace: no account match and no
+// ${labels:namespace} in the repository name pattern.
+func crossNamespaceACLEntries(entries []v1alpha1.ACLEntry) []int {
+	var out []int
+	for i, e := range entries {
+		if len(e.Actions) > 0 && e.Match.Account == "" && !strings.Contains(e.Match.Name, "${labels:namespace}") {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // renderAuthConfig renders auth_config.yml for either token server and
 // checks it with the same loader the token servers use.
 func renderAuthConfig(reg *v1alpha1.ImageRegistry) ([]byte, error) {
@@ -119,6 +133,10 @@ func (c *Controller) ensureAuthConfig(ctx context.Context, reg *v1alpha1.ImageRe
 	data, err := renderAuthConfig(reg)
 	if err != nil {
 		return err
+	}
+	if entries := crossNamespaceACLEntries(reg.Spec.Auth.ACL); len(entries) > 0 {
+		c.recorder.Eventf(reg, corev1.EventTypeWarning, EventReasonACLCrossesNamespaces,
+			"spec.auth.acl entries %v grant access without ${labels:namespace} in match.name or a match.account: accounts of every namespace spec.access admits get it", entries)
 	}
 	desired := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: authConfigMapName(reg), Labels: objectLabels(reg)},

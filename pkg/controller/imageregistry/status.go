@@ -58,6 +58,11 @@ const (
 	// EventReasonVolumeClaimTemplateImmutable: spec.persistentVolumeClaim
 	// changed, which an existing StatefulSet cannot follow.
 	EventReasonVolumeClaimTemplateImmutable = "VolumeClaimTemplateImmutable"
+	// EventReasonACLCrossesNamespaces: an entry of spec.auth.acl grants
+	// access without the ${labels:namespace} placeholder in its name
+	// pattern or an account match, so every admitted namespace's accounts
+	// get it.
+	EventReasonACLCrossesNamespaces = "ACLCrossesNamespaces"
 )
 
 // updateStatus writes status only when it changed. cerr, if set, is the

@@ -338,3 +338,37 @@ func TestDottedNameGetsNoCertificate(t *testing.T) {
 	f.expectReady(reg, metav1.ConditionFalse, ReasonInvalidName)
 	f.expectWarning(ReasonInvalidName)
 }
+
+// TestACLCrossingNamespacesWarns: a custom ACL that grants pushes to every
+// account regardless of its namespace is served, with a Warning.
+func TestACLCrossingNamespacesWarns(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	reg.Spec.Auth.ACL = []v1alpha1.ACLEntry{
+		{Match: v1alpha1.ACLMatch{Labels: map[string]string{"type": "push"}, Name: "${labels:namespace}/*"}, Actions: []string{"push", "pull"}},
+		{Match: v1alpha1.ACLMatch{Account: "ci"}, Actions: []string{"*"}},
+		{Match: v1alpha1.ACLMatch{Labels: map[string]string{"type": "push"}, Name: "shared/*"}, Actions: []string{"push"}},
+		{Match: v1alpha1.ACLMatch{}, Actions: []string{}},
+	}
+	f := newFixture(t, nil, reg)
+	f.mustSync(reg)
+	var warned []string
+	for _, e := range f.events() {
+		if strings.Contains(e, EventReasonACLCrossesNamespaces) {
+			warned = append(warned, e)
+		}
+	}
+	if len(warned) != 1 || !strings.HasPrefix(warned[0], "Warning") || !strings.Contains(warned[0], "[2]") {
+		t.Errorf("events %v: want one Warning naming entry 2", warned)
+	}
+
+	reg = newRegistry("team-a", "ok")
+	reg.Spec.Auth.ACL = reg.Spec.Auth.ACL[:0]
+	reg.Spec.Auth.ACL = append(reg.Spec.Auth.ACL, v1alpha1.ACLEntry{Match: v1alpha1.ACLMatch{Name: "${labels:namespace}/*"}, Actions: []string{"pull"}})
+	f = newFixture(t, nil, reg)
+	f.mustSync(reg)
+	for _, e := range f.events() {
+		if strings.Contains(e, EventReasonACLCrossesNamespaces) {
+			t.Errorf("warned about an ACL that keeps the namespace: %s", e)
+		}
+	}
+}

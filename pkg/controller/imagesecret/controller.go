@@ -58,6 +58,11 @@ type Options struct {
 	// DefaultRegistry is used by objects without spec.registryRef. An empty
 	// Name means there is none; an empty Namespace means the object's own.
 	DefaultRegistry types.NamespacedName
+	// DefaultRegistryNamespaces may use the default registry besides those
+	// its spec.access allows; "*" means every namespace. nil means "*" (the
+	// default registry serves everyone unless told otherwise); an empty
+	// list adds none.
+	DefaultRegistryNamespaces []string
 	// DefaultRotationInterval applies where spec.rotationInterval is unset.
 	DefaultRotationInterval time.Duration
 	// GracePeriod is how long a replaced password keeps working after it
@@ -124,6 +129,9 @@ const (
 	RegistryNotFound = "RegistryNotFound"
 	// RegistryNotReady: the registry has no hostname yet or is not Ready.
 	RegistryNotReady = "RegistryNotReady"
+	// NamespaceNotAllowed: the registry's spec.access does not admit the
+	// object's namespace; its account, if any, is deleted.
+	NamespaceNotAllowed = "NamespaceNotAllowed"
 	// SecretConflict: a Secret with the target name exists and is not
 	// controlled by this object.
 	SecretConflict = "SecretConflict"

@@ -337,7 +337,12 @@ func TestRegistryProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := newObject(KindPush, "team", "bad").(*v1alpha1.ImagePushSecret)
 			bad.Spec.RegistryRef = tc.ref
-			objs := []runtime.Object{registry(regNS, regName, true), bad, newObject(KindPush, "team", "good")}
+			reg := registry(regNS, regName, true)
+			if tc.noDef {
+				// Not the default registry any more: it must admit "team" itself.
+				reg.Spec.Access = &v1alpha1.AccessSpec{Namespaces: []string{"team"}}
+			}
+			objs := []runtime.Object{reg, bad, newObject(KindPush, "team", "good")}
 			if tc.registry != nil {
 				objs = append(objs, tc.registry)
 			}

@@ -60,6 +60,13 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 		cr = updated
 	}
 	reg, ref, reason, msg := c.resolveRegistry(cr)
+	if reason == NamespaceNotAllowed {
+		// Access withdrawn: the credentials stop working now, not at
+		// their next rotation.
+		if err := c.revokeNotAllowed(ctx, cr, ref.Namespace); err != nil {
+			return err
+		}
+	}
 	if reason != "" {
 		c.written.forget(key)
 		return c.notReady(ctx, cr, reason, msg)
@@ -388,6 +395,9 @@ func (c *Controller) resolveRegistry(cr *imageSecret) (*v1alpha1.ImageRegistry, 
 	if err != nil {
 		return nil, ref, RegistryNotFound, fmt.Sprintf("ImageRegistry %s/%s not found (or in a namespace the operator does not watch)", ref.Namespace, ref.Name)
 	}
+	if !c.mayUse(reg, cr.meta.Namespace) {
+		return nil, ref, NamespaceNotAllowed, fmt.Sprintf("ImageRegistry %s/%s does not admit namespace %s: its owner can add it to spec.access.namespaces", ref.Namespace, ref.Name, cr.meta.Namespace)
+	}
 	// A registry that is not ready yet gets no credentials. Credentials
 	// already issued keep rotating and their replaced passwords keep
 	// expiring while it is briefly not ready (a rollout, a lost pod), so
@@ -396,6 +406,45 @@ func (c *Controller) resolveRegistry(cr *imageSecret) (*v1alpha1.ImageRegistry, 
 		return nil, ref, RegistryNotReady, fmt.Sprintf("ImageRegistry %s/%s is not ready", ref.Namespace, ref.Name)
 	}
 	return reg, ref, "", ""
+}
+
+// mayUse tells whether objects in namespace may get an account on reg: its
+// own namespace, spec.access.namespaces, and for the default registry the
+// operator's DefaultRegistryNamespaces.
+func (c *Controller) mayUse(reg *v1alpha1.ImageRegistry, namespace string) bool {
+	if namespace == reg.Namespace {
+		return true
+	}
+	var allowed []string
+	if a := reg.Spec.Access; a != nil {
+		allowed = a.Namespaces
+	}
+	def := c.opts.DefaultRegistry
+	if reg.Name == def.Name && (def.Namespace == "" || reg.Namespace == def.Namespace) {
+		extra := c.opts.DefaultRegistryNamespaces
+		if extra == nil {
+			extra = []string{"*"}
+		}
+		allowed = append(slices.Clip(allowed), extra...)
+	}
+	return slices.Contains(allowed, "*") || slices.Contains(allowed, namespace)
+}
+
+// revokeNotAllowed deletes the account an object holds on a registry that
+// no longer admits its namespace.
+func (c *Controller) revokeNotAllowed(ctx context.Context, cr *imageSecret, namespace string) error {
+	if _, err := c.accountLister.ImageRegistryAccounts(namespace).Get(AccountName(c.kind, cr.meta.Namespace, cr.meta.Name)); apierrors.IsNotFound(err) {
+		return nil
+	}
+	deleted, err := c.deleteAccount(ctx, cr, namespace)
+	if err != nil {
+		return fmt.Errorf("revoking credentials of %s %s: %w", c.kind, klog.KObj(cr.meta), err)
+	}
+	if deleted {
+		metrics.AccountOperations.WithLabelValues(string(c.kind), "revoked").Inc()
+		c.recorder.Eventf(cr.obj, corev1.EventTypeNormal, AccountDeleted, "Deleted ImageRegistryAccount %s/%s: the registry no longer admits namespace %s", namespace, AccountName(c.kind, cr.meta.Namespace, cr.meta.Name), cr.meta.Namespace)
+	}
+	return nil
 }
 
 func registryReady(reg *v1alpha1.ImageRegistry) bool {

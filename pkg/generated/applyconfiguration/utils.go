@@ -32,6 +32,8 @@ import (
 func ForKind(kind schema.GroupVersionKind) interface{} {
 	switch kind {
 	// Group=registry.mgoltzsche.github.com, Version=v1alpha1
+	case v1alpha1.SchemeGroupVersion.WithKind("AccessSpec"):
+		return &registryv1alpha1.AccessSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ACLEntry"):
 		return &registryv1alpha1.ACLEntryApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ACLMatch"):

@@ -65,6 +65,13 @@ type ImageRegistrySpec struct {
 	// Images overrides the container images the registry pod runs.
 	// +optional
 	Images *ImagesSpec `json:"images,omitempty"`
+
+	// Access says which other namespaces' ImagePushSecrets and
+	// ImagePullSecrets get an account on this registry. Secrets in the
+	// registry's own namespace always do; others get Ready=False
+	// NamespaceNotAllowed and no account.
+	// +optional
+	Access *AccessSpec `json:"access,omitempty"`
 }
 
 // PersistentVolumeClaimSpec is the part of a PersistentVolumeClaim the user may set.
@@ -228,6 +235,20 @@ type ImagesSpec struct {
 	// DockerAuth is the cesanta/docker_auth image used when auth.server is docker_auth.
 	// +optional
 	DockerAuth string `json:"dockerAuth,omitempty"`
+}
+
+// AccessSpec lists the namespaces that may use a registry besides its own.
+type AccessSpec struct {
+	// Namespaces whose push and pull secrets may use this registry; "*"
+	// allows every namespace. The operator's
+	// --default-registry-allowed-namespaces adds to this list for the
+	// default registry.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$`
+	// +optional
+	Namespaces []string `json:"namespaces,omitempty"`
 }
 
 // ImageRegistryStatus is the observed state of an ImageRegistry.

@@ -38,6 +38,11 @@ type ImageRegistrySpecApplyConfiguration struct {
 	Storage *StorageSpecApplyConfiguration `json:"storage,omitempty"`
 	// Images overrides the container images the registry pod runs.
 	Images *ImagesSpecApplyConfiguration `json:"images,omitempty"`
+	// Access says which other namespaces' ImagePushSecrets and
+	// ImagePullSecrets get an account on this registry. Secrets in the
+	// registry's own namespace always do; others get Ready=False
+	// NamespaceNotAllowed and no account.
+	Access *AccessSpecApplyConfiguration `json:"access,omitempty"`
 }
 
 // ImageRegistrySpecApplyConfiguration constructs a declarative configuration of the ImageRegistrySpec type for use with
@@ -91,5 +96,13 @@ func (b *ImageRegistrySpecApplyConfiguration) WithStorage(value *StorageSpecAppl
 // If called multiple times, the Images field is set to the value of the last call.
 func (b *ImageRegistrySpecApplyConfiguration) WithImages(value *ImagesSpecApplyConfiguration) *ImageRegistrySpecApplyConfiguration {
 	b.Images = value
+	return b
+}
+
+// WithAccess sets the Access field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Access field is set to the value of the last call.
+func (b *ImageRegistrySpecApplyConfiguration) WithAccess(value *AccessSpecApplyConfiguration) *ImageRegistrySpecApplyConfiguration {
+	b.Access = value
 	return b
 }
