@@ -13,8 +13,9 @@
 // behind it, a protocol it does not speak, not synced yet) the forwarder
 // execs the full authenticator, which answers on its own.
 //
-// This package imports the standard library only, so that the forwarder
-// stays small and starts fast.
+// This package imports the standard library only, and on Linux not even
+// package net (its client makes plain system calls), so that the forwarder
+// starts fast. The server side is pkg/extauth/sidecar.
 //
 // # Protocol, version 1
 //

@@ -2,7 +2,6 @@ package extauth
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -183,132 +181,6 @@ func socketPath(t testing.TB) string {
 	return filepath.Join(dir, "authn.sock")
 }
 
-// startServer serves h on a fresh socket until the test ends.
-func startServer(t testing.TB, s *Server) string {
-	t.Helper()
-	path := socketPath(t)
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return path
-}
-
-func TestServer(t *testing.T) {
-	var logged []string
-	var seen atomic.Value
-	srv := &Server{
-		Handler: func(ctx context.Context, req Request) Response {
-			seen.Store(req)
-			if _, ok := ctx.Deadline(); !ok {
-				t.Error("handler context has no deadline")
-			}
-			switch req.User {
-			case "allowed":
-				return Response{Status: Allowed, Body: []byte(`{"labels":{}}` + "\n")}
-			case "denied":
-				return Response{Status: Denied}
-			case "nomatch":
-				return Response{Status: NoMatch}
-			case "error":
-				return Response{Status: Error, Body: []byte("broken")}
-			case "unavailable":
-				return Response{Status: Unavailable, Body: []byte("not synced")}
-			default:
-				panic("unexpected user")
-			}
-		},
-		ErrorLog: func(msg string, err error) { logged = append(logged, msg+": "+err.Error()) },
-	}
-	path := startServer(t, srv)
-	for _, tc := range []struct {
-		user   string
-		status Status
-		body   string
-	}{
-		{"allowed", Allowed, `{"labels":{}}` + "\n"},
-		{"denied", Denied, ""},
-		{"nomatch", NoMatch, ""},
-		{"error", Error, "broken"},
-		{"unavailable", Unavailable, "not synced"},
-		{"panics", Error, "internal error"},
-	} {
-		req := Request{Namespace: "ns", User: tc.user, Password: "the password " + tc.user}
-		resp, err := Ask(path, req, 5*time.Second)
-		if err != nil || resp.Status != tc.status || string(resp.Body) != tc.body {
-			t.Errorf("%s: %v %q %v, want %v %q", tc.user, resp.Status, resp.Body, err, tc.status, tc.body)
-		}
-		if got := seen.Load().(Request); got != req {
-			t.Errorf("%s: handler saw %#v", tc.user, got)
-		}
-	}
-	for _, l := range logged {
-		if strings.Contains(l, "password") {
-			t.Errorf("log shows a password: %s", l)
-		}
-	}
-}
-
-// rawExchange writes b to the server and reads its answer.
-func rawExchange(t *testing.T, path string, b []byte) (Response, error) {
-	t.Helper()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	return ReadResponse(c)
-}
-
-func TestServerMalformedRequests(t *testing.T) {
-	var calls atomic.Int32
-	path := startServer(t, &Server{
-		Timeout: 300 * time.Millisecond,
-		Handler: func(context.Context, Request) Response {
-			calls.Add(1)
-			return Response{Status: Allowed}
-		},
-	})
-	for name, tc := range map[string]struct {
-		in     []byte
-		status Status
-	}{
-		"foreign":           {[]byte("GET / HTTP/1.1\r\n\r\n"), Error},
-		"other version":     {frame(7, "ns", "u", "p"), Unavailable},
-		"oversized user":    {frame(1, "ns", strings.Repeat("u", MaxInput+1), "p"), Error},
-		"oversized ns":      {frame(1, strings.Repeat("n", 300), "u", "p"), Error},
-		"oversized as a 0x": {append([]byte("IRA\x01"), 0xff, 0xff), Error},
-	} {
-		resp, err := rawExchange(t, path, tc.in)
-		if err != nil || resp.Status != tc.status {
-			t.Errorf("%s: %v %q %v, want %v", name, resp.Status, resp.Body, err, tc.status)
-		}
-	}
-	// A client that sends half a frame and waits: the server hangs up at
-	// its timeout without an answer.
-	if _, err := rawExchange(t, path, frame(1, "ns", "u")); err == nil {
-		t.Error("answered a truncated request")
-	}
-	if calls.Load() != 0 {
-		t.Errorf("handler called %d times for malformed requests", calls.Load())
-	}
-}
-
 func TestAskWithoutServer(t *testing.T) {
 	req := Request{Namespace: "ns", User: "u", Password: "p"}
 	// No socket file.
@@ -345,83 +217,6 @@ func TestAskWithoutServer(t *testing.T) {
 	}
 }
 
-func TestListen(t *testing.T) {
-	path := socketPath(t)
-	// A stale socket is replaced.
-	old, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.(*net.UnixListener).SetUnlinkOnClose(false)
-	old.Close()
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatalf("stale socket: %v", err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o660 {
-		t.Errorf("socket mode %v, %v", fi.Mode(), err)
-	}
-	// A live one is not.
-	if l2, err := Listen(path); err == nil {
-		l2.Close()
-		t.Error("took over a live socket")
-	}
-	l.Close()
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Errorf("socket left after close: %v", err)
-	}
-	// Nor is a file that is not a socket.
-	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if l3, err := Listen(path); err == nil {
-		l3.Close()
-		t.Error("replaced a regular file")
-	}
-}
-
-func TestServeStopsWithContext(t *testing.T) {
-	path := socketPath(t)
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	release := make(chan struct{})
-	started := make(chan struct{})
-	srv := &Server{Handler: func(context.Context, Request) Response {
-		close(started)
-		<-release
-		return Response{Status: Denied}
-	}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	answer := make(chan Response, 1)
-	go func() {
-		resp, _ := Ask(path, Request{Namespace: "ns", User: "u", Password: "p"}, 10*time.Second)
-		answer <- resp
-	}()
-	<-started
-	cancel()
-	// The login in flight is answered before Serve returns.
-	select {
-	case err := <-done:
-		t.Fatalf("Serve returned (%v) with a login in flight", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Errorf("Serve: %v", err)
-	}
-	if resp := <-answer; resp.Status != Denied {
-		t.Errorf("login in flight got %v", resp.Status)
-	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Errorf("socket left after Serve: %v", err)
-	}
-}
-
 func TestRelay(t *testing.T) {
 	for _, tc := range []struct {
 		resp           Response
@@ -439,22 +234,6 @@ func TestRelay(t *testing.T) {
 		code, ok := Relay(tc.resp, &stdout, &stderr)
 		if code != tc.code || ok != tc.ok || stdout.String() != tc.stdout || stderr.String() != tc.stderr {
 			t.Errorf("%v: %d %v %q %q", tc.resp.Status, code, ok, stdout.String(), stderr.String())
-		}
-	}
-}
-
-// BenchmarkRoundTrip is one forwarder exchange without the process: dial
-// the socket, send a login, read the answer.
-func BenchmarkRoundTrip(b *testing.B) {
-	body := []byte(`{"labels":{"name":["app"],"namespace":["team"],"type":["push"]}}` + "\n")
-	path := startServer(b, &Server{Handler: func(context.Context, Request) Response {
-		return Response{Status: Allowed, Body: body}
-	}})
-	req := Request{Namespace: "team", User: "team/app/3", Password: strings.Repeat("p", 44)}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if resp, err := Ask(path, req, 5*time.Second); err != nil || resp.Status != Allowed {
-			b.Fatal(resp.Status, err)
 		}
 	}
 }

@@ -11,9 +11,10 @@
 // the same arguments and the same input, which checks the login on its own.
 // Either way docker_auth gets the same answer; only the time differs.
 //
-// It imports the standard library only: docker_auth starts it once per
-// token request, so its start-up is the price of every login. A binary that
-// links client-go spends milliseconds in package initialization alone.
+// It imports the standard library only, and not package net: docker_auth
+// starts it once per token request, so its start-up is the price of every
+// login. A binary that links client-go spends milliseconds in package
+// initialization alone.
 package main
 
 import (

@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/extauth"
+	"github.com/image-registry-operator/image-registry-operator/pkg/extauth/sidecar"
 )
 
 // sidecar serves h on a fresh socket until the test ends.
-func sidecar(t *testing.T, h extauth.Handler) string {
+func startSidecar(t *testing.T, h sidecar.Handler) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "fwd")
 	if err != nil {
@@ -24,13 +25,13 @@ func sidecar(t *testing.T, h extauth.Handler) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "authn.sock")
-	l, err := extauth.Listen(path)
+	l, err := sidecar.Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&extauth.Server{Handler: h}).Serve(ctx, l) }()
+	go func() { done <- (&sidecar.Server{Handler: h}).Serve(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -60,7 +61,7 @@ func TestForwarder(t *testing.T) {
 		mu   sync.Mutex
 		seen = map[string]extauth.Request{}
 	)
-	socket := sidecar(t, func(_ context.Context, req extauth.Request) extauth.Response {
+	socket := startSidecar(t, func(_ context.Context, req extauth.Request) extauth.Response {
 		mu.Lock()
 		seen[req.User] = req
 		mu.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
 	"github.com/image-registry-operator/image-registry-operator/pkg/extauth"
+	"github.com/image-registry-operator/image-registry-operator/pkg/extauth/sidecar"
 )
 
 // serve runs the ext_auth sidecar until ctx ends: an informer of
@@ -30,7 +31,7 @@ func serve(ctx context.Context, opts *authn.Options, socket, healthAddr string) 
 	if err != nil {
 		return err
 	}
-	l, err := extauth.Listen(socket)
+	l, err := sidecar.Listen(socket)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", socket, err)
 	}
@@ -45,7 +46,7 @@ func serve(ctx context.Context, opts *authn.Options, socket, healthAddr string) 
 		go func() { errc <- hs.Serve(hl) }()
 		defer hs.Close()
 	}
-	srv := &extauth.Server{
+	srv := &sidecar.Server{
 		Handler: handler(a, opts.Namespace),
 		Timeout: opts.RequestTimeout,
 		ErrorLog: func(msg string, err error) {
@@ -71,7 +72,7 @@ func serve(ctx context.Context, opts *authn.Options, socket, healthAddr string) 
 // handler answers the ext_auth processes' requests with the authenticator.
 // Every login resolves the account in the informer cache first (pkg/authn),
 // so a revoked account fails at once whatever the verified cache holds.
-func handler(a *authn.Authenticator, namespace string) extauth.Handler {
+func handler(a *authn.Authenticator, namespace string) sidecar.Handler {
 	return func(ctx context.Context, req extauth.Request) extauth.Response {
 		if req.Namespace != namespace {
 			return extauth.Response{Status: extauth.Unavailable, Body: []byte("this sidecar serves namespace " + namespace)}

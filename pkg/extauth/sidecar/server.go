@@ -1,4 +1,9 @@
-package extauth
+// Package sidecar serves pkg/extauth's socket protocol: the ext_auth
+// sidecar's side (k8s-docker-authn --serve). It is apart from pkg/extauth,
+// whose client the forwarder links, because it needs package net, which
+// the forwarder does without: every package initialized costs start-up
+// time on every login.
+package sidecar
 
 import (
 	"bufio"
@@ -9,10 +14,12 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/extauth"
 )
 
 // Handler answers a request. ctx ends at the connection's deadline.
-type Handler func(ctx context.Context, req Request) Response
+type Handler func(ctx context.Context, req extauth.Request) extauth.Response
 
 // Defaults of a Server.
 const (
@@ -91,35 +98,35 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn, timeout time.Dura
 	if err := conn.SetDeadline(deadline); err != nil {
 		return
 	}
-	req, err := ReadRequest(bufio.NewReaderSize(conn, 4096))
+	req, err := extauth.ReadRequest(bufio.NewReaderSize(conn, 4096))
 	if err != nil {
-		var pe *ProtocolError
+		var pe *extauth.ProtocolError
 		if !errors.As(err, &pe) {
 			return // an I/O error: nobody to answer
 		}
 		s.logError("malformed request", err)
-		resp := Response{Status: Error, Body: []byte("malformed request")}
+		resp := extauth.Response{Status: extauth.Error, Body: []byte("malformed request")}
 		if pe.Version != 0 {
-			resp = Response{Status: Unavailable, Body: []byte(fmt.Sprintf("the server speaks protocol version %d", Version))}
+			resp = extauth.Response{Status: extauth.Unavailable, Body: []byte(fmt.Sprintf("the server speaks protocol version %d", extauth.Version))}
 		}
-		_ = WriteResponse(conn, resp)
+		_ = extauth.WriteResponse(conn, resp)
 		return
 	}
 	hctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	resp := s.handle(hctx, req)
-	if err := WriteResponse(conn, resp); err != nil {
+	if err := extauth.WriteResponse(conn, resp); err != nil {
 		s.logError("write response", err)
 	}
 }
 
 // handle runs the handler; a panic becomes an Error answer, so that one
 // bad request does not take the server (and every login's fast path) down.
-func (s *Server) handle(ctx context.Context, req Request) (resp Response) {
+func (s *Server) handle(ctx context.Context, req extauth.Request) (resp extauth.Response) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.logError("handler panicked", fmt.Errorf("%v", r))
-			resp = Response{Status: Error, Body: []byte("internal error")}
+			resp = extauth.Response{Status: extauth.Error, Body: []byte("internal error")}
 		}
 	}()
 	return s.Handler(ctx, req)
