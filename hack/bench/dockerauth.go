@@ -18,7 +18,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,9 +61,13 @@ type daMode struct {
 // trivial one (the floor: a process start), the installed forwarder asking
 // the sidecar, the full binary asking the sidecar, the forwarder with no
 // sidecar (its fallback), and the full binary on its own (the one-shot path
-// every login took before the sidecar). Every login has been verified (and
-// cached by the sidecar) right before each measurement. It then times bare
-// process starts at the same concurrency, without docker_auth.
+// every login took before the sidecar). One docker_auth per command runs
+// throughout; the commands take turns in daRounds rounds, so that load from
+// elsewhere on the machine falls on all of them alike, and every login is
+// verified with the sidecar (and cached) right before each round. CPU per
+// request is read from /proc: docker_auth's own, its waited-for children's
+// (the ext_auth processes) and the sidecar's. It then times bare process
+// starts at the same concurrency, without docker_auth, the same way.
 func (b *bench) dockerAuthBench(ctx context.Context, ns string, logins []login, res *results) error {
 	bin := b.cfg.dockerAuthBin
 	if bin == "" {
@@ -98,7 +105,7 @@ func (b *bench) dockerAuthBench(ctx context.Context, ns string, logins []login, 
 	}
 
 	socket := filepath.Join(dir, "authn.sock")
-	stopSidecar, err := b.startSidecar(ctx, full, socket, ns, filepath.Join(b.cfg.outDir, "docker-auth-sidecar.log"))
+	stopSidecar, sidecarPID, err := b.startSidecar(ctx, full, socket, ns, filepath.Join(b.cfg.outDir, "docker-auth-sidecar.log"))
 	if err != nil {
 		return err
 	}
@@ -108,139 +115,249 @@ func (b *bench) dockerAuthBench(ctx context.Context, ns string, logins []login, 
 	common := []string{"--namespace=" + ns, "--kubeconfig=" + b.cp.Kubeconfig}
 	with := func(extra ...string) []string { return append(append([]string(nil), common...), extra...) }
 	modes := []daMode{
-		{"trivial ext_auth (floor)", "a stdlib-only Go program that reads its input, prints fixed labels and exits 0: what starting any process costs", floor, []string{labels}, 2000},
+		{"trivial ext_auth (floor: a Go process)", "a stdlib-only static Go program that reads its input, prints fixed labels and exits 0: what starting any Go process costs", floor, []string{labels}, 2000},
 		{"forwarder + sidecar", "the installed k8s-docker-authn (the forwarder) asks the sidecar, which answers from its informer and verified cache", forwarder, with("--socket=" + socket), 2000},
 		{"full binary + sidecar", "k8s-docker-authn itself as the command, asking the sidecar: pays its client-go package init on every login", full, with("--socket=" + socket), 1000},
 		{"forwarder, sidecar down", "the forwarder finds no socket and execs the full binary, which lists the accounts and runs bcrypt", forwarder, with("--socket=" + filepath.Join(dir, "none.sock")), 300},
 		{"one-shot (before)", "k8s-docker-authn without a sidecar: a list request and a bcrypt compare per login, as every login ran before", full, with("--socket="), 300},
 	}
+	// The cheapest process there is: a C program that does nothing (no
+	// labels, so docker_auth issues a token without access; still 200).
+	if t, err := exec.LookPath("true"); err == nil {
+		modes = append([]daMode{{"true(1) (floor: any process)", "the system's true(1), dynamically linked C: exits 0 without reading its input or printing labels", t, nil, 2000}}, modes...)
+	}
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * dockerAuthConc}}
 	defer client.CloseIdleConnections()
+	runs := make([]*daRun, 0, len(modes))
+	defer func() {
+		for _, r := range runs {
+			r.stop()
+		}
+	}()
 	for i, m := range modes {
-		r, err := b.measureDockerAuth(ctx, client, bin, dir, i, m, certFile, keyFile, ns, logins)
+		r, err := b.startDockerAuth(ctx, bin, dir, i, m, certFile, keyFile, ns)
 		if err != nil {
 			return fmt.Errorf("docker_auth, %s: %w", m.name, err)
 		}
-		res.dockerAuth = append(res.dockerAuth, r)
-		logf("docker_auth %s c=%d: p50 %s p99 %s, %.0f/s", m.name, r.conc, r.p50, r.p99, r.rps)
+		runs = append(runs, r)
+	}
+	// Every login through every docker_auth once: each mode answers, and
+	// the sidecar has verified every login.
+	for _, r := range runs {
+		for _, l := range logins {
+			if err := r.get(ctx, client, l); err != nil {
+				return fmt.Errorf("docker_auth, %s: %w", r.name, err)
+			}
+		}
+	}
+	// Rounds interleave the modes, so that load from elsewhere on the
+	// machine falls on all of them alike.
+	for round := 0; round < daRounds; round++ {
+		for _, r := range runs {
+			// The verified cache's entries live 30 s from their bcrypt
+			// compare: verify every login again before each round.
+			if err := b.warmSidecar(ctx, socket, ns, logins); err != nil {
+				return err
+			}
+			n := r.reqs / daRounds
+			self0, children0 := cpuSplit(r.cmd.Process.Pid)
+			sc0 := cpuSeconds(sidecarPID)
+			lat, elapsed, err := hammer(ctx, dockerAuthConc, n, func(i int) error { return r.get(ctx, client, logins[(round*n+i)%len(logins)]) })
+			if err != nil {
+				return fmt.Errorf("docker_auth, %s: %w", r.name, err)
+			}
+			self1, children1 := cpuSplit(r.cmd.Process.Pid)
+			r.add(lat, elapsed, self1-self0, children1-children0, cpuSeconds(sidecarPID)-sc0)
+		}
+	}
+	for _, r := range runs {
+		d := r.result("docker_auth token request", "docker_auth", r.daSelf, "ext_auth processes", r.daChildren, "sidecar", r.sidecar)
+		res.dockerAuth = append(res.dockerAuth, d)
+		logf("docker_auth %s c=%d: p50 %s p99 %s, %.0f/s", r.name, d.conc, d.p50, d.p99, d.rps)
 	}
 
 	// Bare process starts at the same concurrency: what docker_auth adds
 	// on top is its own request handling and token signing.
 	l := logins[0]
 	input := l.user + " " + l.password
-	for _, p := range []daMode{
+	var procs []*daRun
+	for _, m := range []daMode{
 		{"trivial ext_auth", "the floor program, no docker_auth", floor, []string{labels}, 2000},
 		{"forwarder + sidecar", "the forwarder asking the sidecar, no docker_auth", forwarder, with("--socket=" + socket), 2000},
 		{"full binary + sidecar", "k8s-docker-authn asking the sidecar, no docker_auth", full, with("--socket=" + socket), 1000},
 	} {
-		if err := b.warmSidecar(ctx, socket, ns, logins); err != nil {
-			return err
-		}
-		lat, elapsed, err := hammer(ctx, dockerAuthConc, p.reqs, func(int) error {
-			cmd := exec.CommandContext(ctx, p.command, p.args...)
-			cmd.Stdin = strings.NewReader(input)
-			if out, err := cmd.Output(); err != nil {
-				return fmt.Errorf("%s: %v: %s", p.name, err, out)
+		procs = append(procs, &daRun{daMode: m})
+	}
+	for round := 0; round < daRounds; round++ {
+		for _, r := range procs {
+			if err := b.warmSidecar(ctx, socket, ns, logins); err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return err
+			var mu sync.Mutex
+			var procCPU time.Duration
+			sc0 := cpuSeconds(sidecarPID)
+			lat, elapsed, err := hammer(ctx, dockerAuthConc, r.reqs/daRounds, func(int) error {
+				cmd := exec.CommandContext(ctx, r.command, r.args...)
+				cmd.Stdin = strings.NewReader(input)
+				if out, err := cmd.Output(); err != nil {
+					return fmt.Errorf("%s: %v: %s", r.name, err, out)
+				}
+				mu.Lock()
+				procCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			r.add(lat, elapsed, 0, procCPU.Seconds(), cpuSeconds(sidecarPID)-sc0)
 		}
-		r := dockerAuthResult{metric: "process start, no docker_auth", mode: p.name, note: p.note, conc: dockerAuthConc, reqs: p.reqs,
-			p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), rps: float64(p.reqs) / elapsed.Seconds()}
-		res.dockerAuth = append(res.dockerAuth, r)
-		logf("process %s c=%d: p50 %s p99 %s, %.0f/s", p.name, r.conc, r.p50, r.p99, r.rps)
+	}
+	for _, r := range procs {
+		d := r.result("process start, no docker_auth", "the process", r.daChildren, "sidecar", r.sidecar)
+		res.dockerAuth = append(res.dockerAuth, d)
+		logf("process %s c=%d: p50 %s p99 %s, %.0f/s", r.name, d.conc, d.p50, d.p99, d.rps)
 	}
 	return nil
 }
 
-// measureDockerAuth runs docker_auth with one ext_auth command and hammers
-// its token endpoint.
-func (b *bench) measureDockerAuth(ctx context.Context, client *http.Client, bin, dir string, i int, m daMode, certFile, keyFile, ns string, logins []login) (dockerAuthResult, error) {
+// daRounds is how many rounds the modes take turns in.
+const daRounds = 10
+
+// daRun is one mode's docker_auth (none for bare process starts) and what
+// its rounds measured.
+type daRun struct {
+	daMode
+	cmd     *exec.Cmd
+	logFile *os.File
+	url     string
+
+	lat                         []time.Duration
+	elapsed                     time.Duration
+	daSelf, daChildren, sidecar float64 // CPU seconds
+}
+
+func (r *daRun) add(lat []time.Duration, elapsed time.Duration, self, children, sidecar float64) {
+	r.lat = append(r.lat, lat...)
+	r.elapsed += elapsed
+	r.daSelf += self
+	r.daChildren += children
+	r.sidecar += sidecar
+}
+
+// result summarizes the rounds; cpu names CPU seconds spent by whom.
+func (r *daRun) result(metric string, cpu ...any) dockerAuthResult {
+	sort.Slice(r.lat, func(i, j int) bool { return r.lat[i] < r.lat[j] })
+	n := len(r.lat)
+	var parts []string
+	for i := 0; i+1 < len(cpu); i += 2 {
+		parts = append(parts, fmt.Sprintf("%s %.2f ms", cpu[i], 1000*cpu[i+1].(float64)/float64(n)))
+	}
+	note := fmt.Sprintf("%s; CPU per request: %s", r.note, strings.Join(parts, ", "))
+	return dockerAuthResult{metric: metric, mode: r.name, note: note, conc: dockerAuthConc, reqs: n,
+		p50: percentile(r.lat, 0.5), p99: percentile(r.lat, 0.99), rps: float64(n) / r.elapsed.Seconds()}
+}
+
+// startDockerAuth runs docker_auth with the mode's ext_auth command on a
+// free port and waits until it listens.
+func (b *bench) startDockerAuth(ctx context.Context, bin, dir string, i int, m daMode, certFile, keyFile, ns string) (*daRun, error) {
 	port, err := framework.FreePort()
 	if err != nil {
-		return dockerAuthResult{}, err
+		return nil, err
 	}
-	rules := acl.Default()
 	cfg := authconfig.Config{
 		Server:  authconfig.ServerConfig{Addr: fmt.Sprintf("127.0.0.1:%d", port)},
 		Token:   authconfig.TokenConfig{Issuer: "bench", Expiration: 300, Certificate: certFile, Key: keyFile},
 		ExtAuth: &authconfig.ExtAuthConfig{Command: m.command, Args: m.args},
-		ACL:     rules,
+		ACL:     acl.Default(),
 	}
 	data, err := cfg.Marshal()
 	if err != nil {
-		return dockerAuthResult{}, err
+		return nil, err
 	}
 	cfgFile := filepath.Join(dir, fmt.Sprintf("auth_config-%d.yml", i))
 	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
-		return dockerAuthResult{}, err
+		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(b.cfg.outDir, fmt.Sprintf("docker-auth-%d.log", i)))
 	if err != nil {
-		return dockerAuthResult{}, err
+		return nil, err
 	}
-	defer logFile.Close()
 	cmd := exec.CommandContext(ctx, bin, "-logtostderr", cfgFile)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return dockerAuthResult{}, err
+		logFile.Close()
+		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
+	r := &daRun{daMode: m, cmd: cmd, logFile: logFile,
+		url: fmt.Sprintf("http://127.0.0.1:%d/auth?", port) + url.Values{"service": {"registry"}, "scope": {"repository:" + ns + "/app:pull"}}.Encode()}
 	if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second); err != nil {
-		return dockerAuthResult{}, fmt.Errorf("docker_auth did not listen (log: %s): %w", logFile.Name(), err)
+		r.stop()
+		return nil, fmt.Errorf("docker_auth did not listen (log: %s): %w", logFile.Name(), err)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d/auth?", port)
-	q := url.Values{"service": {"registry"}, "scope": {"repository:" + ns + "/app:pull"}}.Encode()
-	get := func(l login) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+q, nil)
-		if err != nil {
-			return err
-		}
-		req.SetBasicAuth(l.user, l.password)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "token") {
-			return fmt.Errorf("token request for %s: %s %s", l.user, resp.Status, strings.TrimSpace(string(body)))
-		}
-		return nil
-	}
-	// Every login verified once (the sidecar caches it), and again right
-	// before measuring: the verified cache's entries live 30 s.
-	for _, l := range logins {
-		if err := get(l); err != nil {
-			return dockerAuthResult{}, err
-		}
-	}
-	lat, elapsed, err := hammer(ctx, dockerAuthConc, m.reqs, func(i int) error { return get(logins[i%len(logins)]) })
+	return r, nil
+}
+
+// get asks docker_auth for a token.
+func (r *daRun) get(ctx context.Context, client *http.Client, l login) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
-		return dockerAuthResult{}, err
+		return err
 	}
-	return dockerAuthResult{metric: "docker_auth token request", mode: m.name, note: m.note, conc: dockerAuthConc, reqs: m.reqs,
-		p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), rps: float64(m.reqs) / elapsed.Seconds()}, nil
+	req.SetBasicAuth(l.user, l.password)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "token") {
+		return fmt.Errorf("token request for %s: %s %s", l.user, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+func (r *daRun) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.logFile.Close()
+	r.cmd = nil
+}
+
+// cpuSplit is the CPU time of pid itself and of its waited-for children
+// (utime+stime, cutime+cstime), in seconds.
+func cpuSplit(pid int) (self, children float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 15 {
+		return 0, 0
+	}
+	var v [4]float64
+	for i := range v {
+		v[i], _ = strconv.ParseFloat(f[11+i], 64)
+	}
+	return (v[0] + v[1]) / clockTicks, (v[2] + v[3]) / clockTicks
 }
 
 // startSidecar runs `k8s-docker-authn --serve` for ns and waits until its
 // account cache is synced. stop ends it as the kubelet does (SIGTERM).
-func (b *bench) startSidecar(ctx context.Context, full, socket, ns, logPath string) (stop func(), err error) {
+func (b *bench) startSidecar(ctx context.Context, full, socket, ns, logPath string) (stop func(), pid int, err error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cmd := exec.Command(full, "--serve="+socket, "--namespace="+ns, "--kubeconfig="+b.cp.Kubeconfig)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -258,11 +375,11 @@ func (b *bench) startSidecar(ctx context.Context, full, socket, ns, logPath stri
 	for {
 		resp, err := extauth.Ask(socket, extauth.Request{Namespace: ns, User: "bench-probe", Password: "-"}, time.Second)
 		if err == nil && resp.Status != extauth.Unavailable {
-			return stop, nil
+			return stop, cmd.Process.Pid, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return nil, fmt.Errorf("the sidecar did not answer within 60s (log: %s): %v", logPath, err)
+			return nil, 0, fmt.Errorf("the sidecar did not answer within 60s (log: %s): %v", logPath, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
