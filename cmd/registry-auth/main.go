@@ -37,8 +37,14 @@ import (
 
 func main() {
 	klog.InitFlags(nil)
-	configFile := flag.String("config", "", "Auth config file in docker_auth format (required).")
-	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "How long to let in-flight requests finish on SIGTERM.")
+	var f flags
+	flag.StringVar(&f.configFile, "config", "", "Auth config file in docker_auth format (required).")
+	flag.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "How long to let in-flight requests finish on SIGTERM.")
+	flag.Func("service", "A service (registry hostname) tokens are issued for; repeat for several. Requests for any other are refused. Default: any.", func(v string) error {
+		f.services = append(f.services, v)
+		return nil
+	})
+	flag.StringVar(&f.metricsAddr, "metrics-addr", ":5003", "Plain-HTTP address of /metrics, apart from the token port that clients reach. Empty: no metrics.")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "unexpected argument %q\n", flag.Arg(0))
@@ -46,12 +52,20 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, *configFile, *shutdownTimeout); err != nil {
+	if err := run(ctx, f); err != nil {
 		klog.ErrorS(err, "registry-auth failed")
 		klog.Flush()
 		os.Exit(1)
 	}
 	klog.Flush()
+}
+
+// flags are the command line.
+type flags struct {
+	configFile      string
+	shutdownTimeout time.Duration
+	services        []string
+	metricsAddr     string
 }
 
 // Setup is the loaded config with the authenticator options it names.
@@ -83,8 +97,8 @@ func load(file string) (*setup, error) {
 	return &setup{cfg: cfg, opts: opts}, nil
 }
 
-func run(ctx context.Context, configFile string, shutdownTimeout time.Duration) error {
-	st, err := load(configFile)
+func run(ctx context.Context, f flags) error {
+	st, err := load(f.configFile)
 	if err != nil {
 		return err
 	}
@@ -96,11 +110,20 @@ func run(ctx context.Context, configFile string, shutdownTimeout time.Duration) 
 	if err != nil {
 		return err
 	}
-	srv, err := tokenserver.NewFromConfig(st.cfg, a, a.HasSynced)
+	srv, err := tokenserver.NewFromConfig(st.cfg, a, a.HasSynced, f.services...)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, st.cfg.Server, srv, shutdownTimeout)
+	if f.metricsAddr != "" {
+		ms := &http.Server{Addr: f.metricsAddr, Handler: tokenserver.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				klog.ErrorS(err, "metrics server failed", "addr", f.metricsAddr)
+			}
+		}()
+		defer ms.Close()
+	}
+	return serve(ctx, st.cfg.Server, srv, f.shutdownTimeout)
 }
 
 // serve runs the HTTP(S) server until ctx ends, then shuts it down

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,10 @@ type Options struct {
 	ACL *acl.ACL
 	// Authenticator checks credentials.
 	Authenticator Authenticator
+	// Services are the "service" values tokens are issued for: the
+	// registry's hostname, which it checks as the token's audience. Empty
+	// means any.
+	Services []string
 	// Ready tells whether the server can answer token requests (the account
 	// cache has synced); nil means always.
 	Ready func() bool
@@ -52,7 +57,8 @@ type Options struct {
 }
 
 // Server serves the token endpoint (/auth) and health endpoints (/healthz,
-// /readyz).
+// /readyz). Metrics are served apart (MetricsHandler), so that the port
+// clients reach does not expose them.
 type Server struct {
 	opts   Options
 	issuer *issuer
@@ -88,9 +94,7 @@ func New(o Options) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	// Token requests by outcome, and the authenticator's client-go metrics.
 	metrics.Register()
-	s.mux.Handle("/metrics", legacyregistry.Handler())
 	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if o.Ready != nil && !o.Ready() {
@@ -103,10 +107,17 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
+// MetricsHandler serves token requests by outcome and the authenticator's
+// client-go metrics.
+func MetricsHandler() http.Handler {
+	metrics.Register()
+	return legacyregistry.Handler()
+}
+
 // NewFromConfig makes a Server from a docker_auth-format configuration: the
 // token section (issuer, expiration, signing key pair) and the ACL. The
 // caller provides the authenticator that the ext_auth section names.
-func NewFromConfig(cfg *authconfig.Config, a Authenticator, ready func() bool) (*Server, error) {
+func NewFromConfig(cfg *authconfig.Config, a Authenticator, ready func() bool, services ...string) (*Server, error) {
 	key, err := LoadSigningKey(cfg.Token.Certificate, cfg.Token.Key)
 	if err != nil {
 		return nil, err
@@ -122,6 +133,7 @@ func NewFromConfig(cfg *authconfig.Config, a Authenticator, ready func() bool) (
 		ACL:           rules,
 		Authenticator: a,
 		Ready:         ready,
+		Services:      services,
 	})
 }
 
@@ -176,6 +188,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	al.service = q.Get("service")
 	if al.service == "" {
 		fail(http.StatusBadRequest, "service parameter is required")
+		return
+	}
+	if len(s.opts.Services) > 0 && !slices.Contains(s.opts.Services, al.service) {
+		fail(http.StatusBadRequest, "unknown service")
 		return
 	}
 	scopes, err := ParseScopes(q["scope"])

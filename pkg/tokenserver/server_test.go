@@ -330,11 +330,33 @@ func TestMetricsCountOutcomes(t *testing.T) {
 		t.Errorf("bad_request +%v, want +1", got)
 	}
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	MetricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `registry_auth_token_requests_total{outcome="issued"}`) {
 		t.Errorf("/metrics: %d\n%s", w.Code, w.Body)
 	}
 	if strings.Contains(w.Body.String(), "push-pw") {
 		t.Error("/metrics shows a password")
+	}
+	// Not on the token port, which the LoadBalancer exposes.
+	w = httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("/metrics on the token server's handler: %d, want 404", w.Code)
+	}
+}
+
+// TestUnknownServiceRefused: with Services set, a token for another
+// audience is not issued, whoever asks.
+func TestUnknownServiceRefused(t *testing.T) {
+	a := startAuthenticator(t, account("push", "team/app", 1, "push", "team", "push-pw", bcrypt.MinCost))
+	s := newTestServer(t, a)
+	s.opts.Services = []string{testService}
+	if w := s.get("team/app/1", "push-pw", scopeParams("repository:team/web:pull")); w.Code != http.StatusOK {
+		t.Fatalf("own service: %d %s", w.Code, w.Body)
+	}
+	p := scopeParams("repository:team/web:pull")
+	p.Set("service", "other-registry.example.org")
+	if w := s.get("team/app/1", "push-pw", p); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "unknown service") {
+		t.Errorf("other service: %d %s, want 400 unknown service", w.Code, w.Body)
 	}
 }

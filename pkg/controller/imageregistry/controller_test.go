@@ -115,7 +115,7 @@ func TestCreate(t *testing.T) {
 	if regC.Name != "registry" || regC.Image != DefaultRegistryImage || regC.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || regC.ReadinessProbe.HTTPGet.Port.IntValue() != 5000 {
 		t.Errorf("registry container: %+v", regC)
 	}
-	if authC.Name != "auth" || authC.Image != testAuthImage || strings.Join(authC.Command, " ") != "registry-auth --config /etc/registry-auth/auth_config.yml" {
+	if authC.Name != "auth" || authC.Image != testAuthImage || strings.Join(authC.Command, " ") != "registry-auth --config /etc/registry-auth/auth_config.yml --service="+host+" --metrics-addr=:5003" {
 		t.Errorf("auth container: %s %v", authC.Image, authC.Command)
 	}
 	// The auth probes check the auth server, never the registry (DESIGN.md 8).

@@ -28,6 +28,8 @@ const AnnotationExternalDNSHostname = "external-dns.alpha.kubernetes.io/hostname
 const (
 	registryPort = 5000
 	authPort     = 5001
+	// authMetricsPort serves the builtin token server's /metrics.
+	authMetricsPort = 5003
 	// servicePort is the registry's port on the LoadBalancer Service, so that
 	// clients need no port in image references.
 	servicePort = 443

@@ -172,7 +172,7 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		Volumes:    volumes,
-		Containers: []corev1.Container{c.registryContainer(reg), c.authContainer(reg, dockerAuth)},
+		Containers: []corev1.Container{c.registryContainer(reg), c.authContainer(reg, st.hostname, dockerAuth)},
 	}
 	if dockerAuth {
 		spec.InitContainers = []corev1.Container{c.extAuthInstaller(reg)}
@@ -221,7 +221,7 @@ func (c *Controller) registryContainer(reg *v1alpha1.ImageRegistry) corev1.Conta
 	}
 }
 
-func (c *Controller) authContainer(reg *v1alpha1.ImageRegistry, dockerAuth bool) corev1.Container {
+func (c *Controller) authContainer(reg *v1alpha1.ImageRegistry, hostname string, dockerAuth bool) corev1.Container {
 	ctr := corev1.Container{
 		Name:  "auth",
 		Ports: []corev1.ContainerPort{{Name: "auth", ContainerPort: authPort, Protocol: corev1.ProtocolTCP}},
@@ -259,7 +259,10 @@ func (c *Controller) authContainer(reg *v1alpha1.ImageRegistry, dockerAuth bool)
 		return ctr
 	}
 	ctr.Image = c.authImage(reg)
-	ctr.Command = []string{builtinAuthCommand, "--config", configFile}
+	// Tokens only for this registry's hostname; metrics on a port of their
+	// own, which the Service does not expose.
+	ctr.Command = []string{builtinAuthCommand, "--config", configFile, "--service=" + hostname, fmt.Sprintf("--metrics-addr=:%d", authMetricsPort)}
+	ctr.Ports = append(ctr.Ports, corev1.ContainerPort{Name: "metrics", ContainerPort: authMetricsPort, Protocol: corev1.ProtocolTCP})
 	// Its own port, never the registry's: the old system's auth liveness
 	// probe pointed at the registry (DESIGN.md section 8).
 	ctr.ReadinessProbe, ctr.LivenessProbe = probe(httpsGet("/healthz", authPort), 5), probe(httpsGet("/healthz", authPort), 15)
