@@ -45,15 +45,16 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 		f.kube.Core().V1().ConfigMaps(),
 		secrets,
 		f.kube.Core().V1().ServiceAccounts(),
-		f.kube.Rbac().V1().Roles(),
 		f.kube.Rbac().V1().RoleBindings(),
 		imageregistry.Options{
-			OperatorNamespace: o.operatorNamespace,
-			DNSZone:           o.dnsZone,
-			AuthImage:         o.authImage,
-			RegistryImage:     o.registryImage,
-			DockerAuthImage:   o.dockerAuthImage,
-			Clock:             clock.RealClock{},
+			OperatorNamespace:      o.operatorNamespace,
+			DNSZone:                o.dnsZone,
+			AuthImage:              o.authImage,
+			RegistryImage:          o.registryImage,
+			DockerAuthImage:        o.dockerAuthImage,
+			TokenServerClusterRole: o.tokenServerClusterRole,
+			AllowedImages:          o.allowedImages,
+			Clock:                  clock.RealClock{},
 		})
 	if err != nil {
 		return nil, nil, err

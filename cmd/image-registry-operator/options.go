@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistry"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 )
 
@@ -40,6 +41,10 @@ type options struct {
 	authImage       string
 	registryImage   string
 	dockerAuthImage string
+	// allowedImages restricts ImageRegistry.spec.images; empty allows any.
+	allowedImages []string
+	// tokenServerClusterRole is bound to each registry's token server.
+	tokenServerClusterRole string
 
 	workers   int
 	kubeQPS   float64
@@ -54,6 +59,18 @@ type options struct {
 	leaseDuration    time.Duration
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
+}
+
+// splitList splits a comma-separated flag value; empty gives an empty,
+// non-nil list.
+func splitList(v string) []string {
+	out := []string{}
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func envOr(key, def string) string {
@@ -71,14 +88,14 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.dnsZone, "dns-zone", envOr("OPERATOR_DNS_ZONE", "svc.cluster.local"), "DNS zone of registry hostnames <name>.<namespace>.<zone> (env OPERATOR_DNS_ZONE).")
 	fs.StringVar(&o.defaultRegistry.Name, "default-registry-name", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAME"), "ImageRegistry used by push and pull secrets without registryRef (env OPERATOR_DEFAULT_REGISTRY_NAME). Empty: none.")
 	fs.StringVar(&o.defaultRegistry.Namespace, "default-registry-namespace", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAMESPACE"), "Namespace of the default ImageRegistry (env OPERATOR_DEFAULT_REGISTRY_NAMESPACE). Empty: the operator namespace.")
+	fs.Func("allowed-images", `Comma-separated images that ImageRegistry spec.images may name; an entry ending in "*" allows every image starting with the rest (e.g. "registry.example.org/mirror/*"). Empty: any image.`, func(v string) error {
+		o.allowedImages = splitList(v)
+		return nil
+	})
+	fs.StringVar(&o.tokenServerClusterRole, "token-server-cluster-role", imageregistry.DefaultTokenServerClusterRole, "ClusterRole (get, list, watch imageregistryaccounts) bound to each registry's token server in its namespace.")
 	o.defaultRegistryNamespaces = []string{"*"}
 	fs.Func("default-registry-allowed-namespaces", `Comma-separated namespaces whose push and pull secrets may use the default registry, besides its own namespace and its spec.access.namespaces; "*" is every namespace, empty none. Default "*".`, func(v string) error {
-		o.defaultRegistryNamespaces = []string{}
-		for _, ns := range strings.Split(v, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				o.defaultRegistryNamespaces = append(o.defaultRegistryNamespaces, ns)
-			}
-		}
+		o.defaultRegistryNamespaces = splitList(v)
 		return nil
 	})
 	fs.DurationVar(&o.rotationInterval, "rotation-interval", 24*time.Hour, "Default password rotation interval of push and pull secrets.")

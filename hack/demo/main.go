@@ -90,6 +90,10 @@ func run() error {
 	if _, err := kubectl("apply", "--server-side", "-f", filepath.Join(root, "artifacts", "crds")); err != nil {
 		return err
 	}
+	// The ClusterRole the operator binds each registry's token server to.
+	if _, err := kubectl("apply", "--server-side", "-f", filepath.Join(root, "artifacts", "deploy", "operator", "token_server_cluster_role.yaml")); err != nil {
+		return err
+	}
 	if _, err := kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
 		return err
 	}

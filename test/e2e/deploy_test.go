@@ -76,7 +76,7 @@ func TestDeployNamespacedWithOwnRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl apply -k: %v\n%s", err, out)
 	}
-	for _, want := range []string{"serviceaccount/image-registry-operator", "clusterrole.rbac.authorization.k8s.io/image-registry-operator", "rolebinding.rbac.authorization.k8s.io/image-registry-operator", "deployment.apps/image-registry-operator"} {
+	for _, want := range []string{"serviceaccount/image-registry-operator", "clusterrole.rbac.authorization.k8s.io/image-registry-operator", "clusterrole.rbac.authorization.k8s.io/image-registry-operator-token-server", "rolebinding.rbac.authorization.k8s.io/image-registry-operator", "deployment.apps/image-registry-operator"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kubectl apply -k did not create %s:\n%s", want, out)
 		}
@@ -158,6 +158,18 @@ func TestDeployClusterWideApplies(t *testing.T) {
 		{[]string{"delete", "nodes"}, "no"},
 		{[]string{"create", "pods", "-n", "team-a"}, "no"},
 		{[]string{"escalate", "clusterroles"}, "no"},
+		// The smallest set that works (docs/security.md): no Roles, no
+		// cluster-wide bindings, and the one ClusterRole it may bind.
+		{[]string{"create", "roles", "-n", "team-a"}, "no"},
+		{[]string{"create", "clusterrolebindings"}, "no"},
+		{[]string{"create", "clusterroles"}, "no"},
+		{[]string{"bind", "clusterroles/image-registry-operator-token-server"}, "yes"},
+		{[]string{"bind", "clusterroles/cluster-admin"}, "no"},
+		{[]string{"bind", "clusterroles/admin"}, "no"},
+		{[]string{"delete", "statefulsets", "-n", "team-a"}, "no"},
+		{[]string{"patch", "secrets", "-n", "team-a"}, "no"},
+		{[]string{"update", "imageregistries.registry.mgoltzsche.github.com", "-n", "team-a"}, "no"},
+		{[]string{"create", "pods/exec", "-n", "team-a"}, "no"},
 	} {
 		out, _ := e.cp.Kubectl(ctx, append([]string{"auth", "can-i", "--as=" + sa}, check.args...)...)
 		if got := strings.TrimSpace(string(out)); got != check.want {

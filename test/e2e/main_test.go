@@ -70,6 +70,12 @@ func controlPlane(t *testing.T) *framework.ControlPlane {
 			cpErr = err
 			return
 		}
+		// Every registry's token server is bound to it; the install variants
+		// ship it with the operator.
+		if _, err := cpShared.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(root, "artifacts", "deploy", "operator", "token_server_cluster_role.yaml")); err != nil {
+			cpErr = err
+			return
+		}
 		if _, err := cpShared.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
 			cpErr = err
 		}

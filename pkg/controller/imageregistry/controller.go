@@ -44,6 +44,10 @@ const (
 	DefaultDNSZone         = "svc.cluster.local"
 	DefaultRegistryImage   = "registry:3.0.0"
 	DefaultDockerAuthImage = "cesanta/docker_auth:1.13"
+	// DefaultTokenServerClusterRole is the ClusterRole (get, list and watch
+	// on imageregistryaccounts) that each registry's token server is bound
+	// to in its namespace; artifacts/deploy/operator ships it.
+	DefaultTokenServerClusterRole = "image-registry-operator-token-server"
 )
 
 // Options are the operator-wide settings of the controller.
@@ -66,6 +70,13 @@ type Options struct {
 	// watch (a user's TLS Secret carries no managed-by label) is read again;
 	// default 5 minutes.
 	UserSecretRecheckInterval time.Duration
+	// TokenServerClusterRole is bound to each token server's ServiceAccount
+	// with a RoleBinding; default DefaultTokenServerClusterRole.
+	TokenServerClusterRole string
+	// AllowedImages restricts spec.images: each image set there must equal
+	// an entry or start with an entry's text before a trailing "*". Empty
+	// allows any.
+	AllowedImages []string
 }
 
 func (o *Options) setDefaults() error {
@@ -87,6 +98,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
+	}
+	if o.TokenServerClusterRole == "" {
+		o.TokenServerClusterRole = DefaultTokenServerClusterRole
 	}
 	if o.UserSecretRecheckInterval <= 0 {
 		o.UserSecretRecheckInterval = 5 * time.Minute
@@ -125,8 +139,6 @@ type Controller struct {
 	secretsSynced         cache.InformerSynced
 	serviceAccountsLister corelisters.ServiceAccountLister
 	serviceAccountsSynced cache.InformerSynced
-	rolesLister           rbaclisters.RoleLister
-	rolesSynced           cache.InformerSynced
 	roleBindingsLister    rbaclisters.RoleBindingLister
 	roleBindingsSynced    cache.InformerSynced
 
@@ -156,7 +168,6 @@ func NewController(
 	configMapInformer coreinformers.ConfigMapInformer,
 	secretInformer coreinformers.SecretInformer,
 	serviceAccountInformer coreinformers.ServiceAccountInformer,
-	roleInformer rbacinformers.RoleInformer,
 	roleBindingInformer rbacinformers.RoleBindingInformer,
 	opts Options,
 ) (*Controller, error) {
@@ -195,8 +206,6 @@ func NewController(
 		secretsSynced:         secretInformer.Informer().HasSynced,
 		serviceAccountsLister: serviceAccountInformer.Lister(),
 		serviceAccountsSynced: serviceAccountInformer.Informer().HasSynced,
-		rolesLister:           roleInformer.Lister(),
-		rolesSynced:           roleInformer.Informer().HasSynced,
 		roleBindingsLister:    roleBindingInformer.Lister(),
 		roleBindingsSynced:    roleBindingInformer.Informer().HasSynced,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -223,7 +232,6 @@ func NewController(
 		{configMapInformer.Informer(), c.ownedHandler(c.handleUserConfigMap)},
 		{secretInformer.Informer(), c.ownedHandler(c.handleUnownedSecret)},
 		{serviceAccountInformer.Informer(), c.ownedHandler(nil)},
-		{roleInformer.Informer(), c.ownedHandler(nil)},
 		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
 	}
 	for _, h := range handlers {
@@ -243,7 +251,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	logger.Info("Starting ImageRegistry controller")
 	if ok := cache.WaitForNamedCacheSyncWithContext(ctx,
 		c.registriesSynced, c.statefulSetsSynced, c.servicesSynced, c.configMapsSynced,
-		c.secretsSynced, c.serviceAccountsSynced, c.rolesSynced, c.roleBindingsSynced); !ok {
+		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced); !ok {
 		return errors.New("failed to wait for caches to sync")
 	}
 	for range workers {

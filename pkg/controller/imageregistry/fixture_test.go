@@ -80,7 +80,6 @@ func (f *fixture) controller() *Controller {
 		kubeFactory.Core().V1().ConfigMaps(),
 		kubeFactory.Core().V1().Secrets(),
 		kubeFactory.Core().V1().ServiceAccounts(),
-		kubeFactory.Rbac().V1().Roles(),
 		kubeFactory.Rbac().V1().RoleBindings(),
 		Options{OperatorNamespace: testOperatorNS, DNSZone: "registry.example.org", AuthImage: testAuthImage, Clock: f.clock},
 	)
@@ -127,10 +126,6 @@ func (f *fixture) controller() *Controller {
 	sas, _ := k.CoreV1().ServiceAccounts("").List(ctx, metav1.ListOptions{})
 	for i := range sas.Items {
 		seed(kubeFactory.Core().V1().ServiceAccounts().Informer(), []runtime.Object{&sas.Items[i]})
-	}
-	roles, _ := k.RbacV1().Roles("").List(ctx, metav1.ListOptions{})
-	for i := range roles.Items {
-		seed(kubeFactory.Rbac().V1().Roles().Informer(), []runtime.Object{&roles.Items[i]})
 	}
 	rbs, _ := k.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{})
 	for i := range rbs.Items {
@@ -318,7 +313,6 @@ func createdActions(ns, name string) []string {
 		"create configmaps " + ns + "/" + name + "-auth-config",
 		"create configmaps " + ns + "/" + name + "-registry-config",
 		"create serviceaccounts " + ns + "/" + name + "-auth",
-		"create roles " + ns + "/" + name + "-auth",
 		"create rolebindings " + ns + "/" + name + "-auth",
 		"create services " + ns + "/" + name,
 		"create services " + ns + "/" + name + "-headless",

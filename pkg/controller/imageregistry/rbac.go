@@ -14,8 +14,10 @@ import (
 )
 
 // ensureRBAC gives the auth container's ServiceAccount read access to the
-// ImageRegistryAccounts of the registry's namespace and nothing else
-// (DESIGN.md section 4: a Role, not a ClusterRole).
+// ImageRegistryAccounts of the registry's namespace and nothing else: a
+// RoleBinding there to the fixed ClusterRole Options.TokenServerClusterRole
+// (get, list, watch imageregistryaccounts). The operator creates no Roles,
+// so it needs no right to write any; it may bind only that ClusterRole.
 func (c *Controller) ensureRBAC(ctx context.Context, reg *v1alpha1.ImageRegistry, _ *syncState) error {
 	ns := reg.Namespace
 	sa := &corev1.ServiceAccount{
@@ -29,31 +31,9 @@ func (c *Controller) ensureRBAC(ctx context.Context, reg *v1alpha1.ImageRegistry
 		return err
 	}
 
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: authRoleName(reg), Labels: objectLabels(reg)},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{v1alpha1.GroupName},
-			Resources: []string{"imageregistryaccounts"},
-			Verbs:     []string{"get", "list", "watch"},
-		}},
-	}
-	curRole, err := lookup(c.rolesLister.Roles(ns).Get(role.Name))
-	if err != nil {
-		return err
-	}
-	if _, err := ensureObject(ctx, c, reg, "Role", curRole, role, c.kubeClient.RbacV1().Roles(ns), func(cur, desired *rbacv1.Role) bool {
-		if equality.Semantic.DeepEqual(cur.Rules, desired.Rules) {
-			return false
-		}
-		cur.Rules = desired.Rules
-		return true
-	}); err != nil {
-		return err
-	}
-
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: authRoleName(reg), Labels: objectLabels(reg)},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: c.opts.TokenServerClusterRole},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns}},
 	}
 	curRB, err := lookup(c.roleBindingsLister.RoleBindings(ns).Get(rb.Name))

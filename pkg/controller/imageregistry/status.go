@@ -25,6 +25,9 @@ const (
 	// ReasonInvalidName (bad input): metadata.name is not a DNS-1035 label
 	// (an API server without the CRD's validation let it through).
 	ReasonInvalidName = "InvalidName"
+	// ReasonImageNotAllowed (bad input): spec.images names an image the
+	// operator's --allowed-images does not allow.
+	ReasonImageNotAllowed = "ImageNotAllowed"
 	// ReasonTLSSecretNotFound (bad input): spec.tls.secretName names no Secret.
 	ReasonTLSSecretNotFound = "TLSSecretNotFound"
 	// ReasonInvalidTLSSecret (bad input): that Secret holds no valid key pair.

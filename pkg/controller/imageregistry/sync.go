@@ -123,6 +123,9 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 	if errs := validation.IsDNS1035Label(reg.Name); len(errs) > 0 {
 		return &conditionError{reason: ReasonInvalidName, message: fmt.Sprintf("metadata.name %q is not a DNS-1035 label: %s", reg.Name, strings.Join(errs, "; ")), warn: true}
 	}
+	if err := c.checkImages(reg); err != nil {
+		return err
+	}
 	steps := []func(context.Context, *v1alpha1.ImageRegistry, *syncState) error{
 		c.ensureTLS,
 		c.ensureTokenKey,
@@ -139,6 +142,31 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 		}
 	}
 	return nil
+}
+
+// checkImages refuses spec.images outside Options.AllowedImages: whoever
+// may create an ImageRegistry would otherwise run any image with the token
+// server's ServiceAccount and the registry's Secrets.
+func (c *Controller) checkImages(reg *v1alpha1.ImageRegistry) error {
+	if len(c.opts.AllowedImages) == 0 || reg.Spec.Images == nil {
+		return nil
+	}
+	i := reg.Spec.Images
+	for field, image := range map[string]string{"registry": i.Registry, "auth": i.Auth, "dockerAuth": i.DockerAuth} {
+		if image != "" && !imageAllowed(image, c.opts.AllowedImages) {
+			return badInput(ReasonImageNotAllowed, "spec.images.%s %q is not among the images the operator allows (--allowed-images)", field, image)
+		}
+	}
+	return nil
+}
+
+func imageAllowed(image string, allowed []string) bool {
+	for _, a := range allowed {
+		if prefix, ok := strings.CutSuffix(a, "*"); ok && strings.HasPrefix(image, prefix) || image == a {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Controller) hostname(reg *v1alpha1.ImageRegistry) string {
