@@ -73,8 +73,9 @@ func dockerAuthBin(t *testing.T) string {
 	return bin
 }
 
-// dockerAuthRegistry is the example registry with auth.server docker_auth.
-func dockerAuthRegistry(t *testing.T) string {
+// dockerAuthRegistry is the example registry with auth.server docker_auth,
+// admitting the secrets of namespace other (spec.access).
+func dockerAuthRegistry(t *testing.T, other string) string {
 	t.Helper()
 	root, err := framework.RepoRoot()
 	if err != nil {
@@ -90,6 +91,7 @@ func dockerAuthRegistry(t *testing.T) string {
 	}
 	spec := obj["spec"].(map[string]any)
 	spec["auth"] = map[string]any{"server": "docker_auth"}
+	spec["access"] = map[string]any{"namespaces": []any{other}}
 	out, err := yaml.Marshal(obj)
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +103,9 @@ func dockerAuthRegistry(t *testing.T) string {
 //
 //   - push with the generated push Secret, pull with the pull Secret, with
 //     crane and with skopeo;
-//   - refusals: the pull Secret cannot push, another namespace's push secret
-//     gets nothing here, anonymous and wrong passwords get nothing;
+//   - refusals: the pull Secret cannot push, the push secret of another
+//     namespace (admitted by spec.access) gets nothing of this namespace's
+//     repositories, anonymous and wrong passwords get nothing;
 //   - password rotation under traffic, with no failed pull, and the
 //     replaced password refused after the grace period;
 //   - token-key renewal under traffic: the token Secret is deleted, the
@@ -115,7 +118,7 @@ func dockerAuthRegistry(t *testing.T) string {
 func TestDockerAuth(t *testing.T) {
 	dockerAuthBin(t)
 	u := newUserEnv(t, "--grace-period="+gracePeriod.String())
-	u.kubectlNS(t, u.ns, dockerAuthRegistry(t), "apply", "-f", "-")
+	u.kubectlNS(t, u.ns, dockerAuthRegistry(t, u.otherNamespaceName()), "apply", "-f", "-")
 	root, err := framework.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +184,12 @@ func TestDockerAuth(t *testing.T) {
 		}
 		refusedClient(t, "skopeo push with the pull Secret", sk.Push(ctx, pull, dir, u.image("app:by-pull-secret")))
 
+		// A push secret of an admitted namespace (spec.access): it may push
+		// to its own namespace's repositories, not to this one's.
 		other := u.otherNamespace(t)
+		if other != u.otherNamespaceName() {
+			t.Fatalf("the other namespace is %s, the registry admits %s", other, u.otherNamespaceName())
+		}
 		u.kubectlNS(t, other, fmt.Sprintf(`apiVersion: registry.mgoltzsche.github.com/v1alpha1
 kind: ImagePushSecret
 metadata: {name: intruder, namespace: %s}
@@ -435,7 +443,8 @@ type pullOutcomes struct {
 // refused or closed at once (the Service's forwarder accepts, and resets
 // when its target is gone).
 func unavailable(err error) bool {
-	for _, s := range []string{"connection refused", "connection reset by peer", ": EOF", "unexpected EOF", "broken pipe"} {
+	for _, s := range []string{"connection refused", "connection reset by peer", ": EOF", "unexpected EOF", "broken pipe",
+		"http2: client conn could not be established", "use of closed network connection"} {
 		if strings.Contains(err.Error(), s) {
 			return true
 		}
@@ -747,3 +756,6 @@ func checkDockerAuthLogs(t *testing.T, u *userEnv) {
 		t.Errorf("the data plane's logs %v lack docker_auth's (found: %t) or the init container's (found: %t)", logs, auth, install)
 	}
 }
+
+// otherNamespaceName is the name otherNamespace gives the second namespace.
+func (u *userEnv) otherNamespaceName() string { return u.ns + "-other" }
