@@ -256,7 +256,7 @@ func (e *entry) matches(r *Request) bool {
 }
 
 // Default is the ACL the operator renders when an ImageRegistry has no
-// spec.auth.acl (DESIGN.md section 4): push accounts may push and pull the
+// spec.auth.acl (docs/design.md): push accounts may push and pull the
 // repositories under their own namespace, pull accounts may pull them, and
 // nobody else, anonymous included, gets anything.
 func Default() []authconfig.ACLEntry {

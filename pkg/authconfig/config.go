@@ -4,7 +4,7 @@
 //
 // Only the subset below is supported. Load rejects unknown keys: docker_auth
 // itself drops them without a word, which once turned an ACL with misspelt
-// match keys into "everyone may push" (DESIGN.md section 8).
+// match keys into "everyone may push" (in the operator this project replaces).
 package authconfig
 
 import (

@@ -118,7 +118,7 @@ func TestCreate(t *testing.T) {
 	if authC.Name != "auth" || authC.Image != testAuthImage || strings.Join(authC.Command, " ") != "registry-auth --config /etc/registry-auth/auth_config.yml --service="+host+" --metrics-addr=:5003" {
 		t.Errorf("auth container: %s %v", authC.Image, authC.Command)
 	}
-	// The auth probes check the auth server, never the registry (DESIGN.md 8).
+	// The auth probes check the auth server, never the registry (the old operator's mistake).
 	if authC.LivenessProbe.HTTPGet.Port.IntValue() != 5001 || authC.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("auth liveness probe: %+v", authC.LivenessProbe.HTTPGet)
 	}
@@ -670,7 +670,7 @@ acl:
 		{"docker_auth with ldap_auth", v1alpha1.AuthServerDockerAuth, map[string]string{"auth_config.yml": withLDAP}, ""},
 		{"builtin with ldap_auth", "", map[string]string{"auth_config.yml": withLDAP}, ReasonInvalidAuthConfig},
 		{"docker_auth with unknown match key", v1alpha1.AuthServerDockerAuth, map[string]string{"auth_config.yml": strings.Replace(withLDAP, "labels: {type: push}", "origin: cr", 1)}, ReasonInvalidAuthConfig},
-		{"unknown match key (DESIGN.md 8)", "", map[string]string{"auth_config.yml": strings.Replace(valid, "labels: {type: push}", "origin: cr", 1)}, ReasonInvalidAuthConfig},
+		{"unknown match key", "", map[string]string{"auth_config.yml": strings.Replace(valid, "labels: {type: push}", "origin: cr", 1)}, ReasonInvalidAuthConfig},
 		{"missing key", "", map[string]string{"other.yml": valid}, ReasonInvalidAuthConfig},
 		{"token key elsewhere", "", map[string]string{"auth_config.yml": strings.Replace(valid, "/etc/registry-token/tls.crt", "/certs/token.crt", 1)}, ReasonInvalidAuthConfig},
 		{"not found", "", nil, ReasonAuthConfigNotFound},

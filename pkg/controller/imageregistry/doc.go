@@ -1,5 +1,5 @@
 // Package imageregistry is the controller that turns an ImageRegistry into a
-// running registry (DESIGN.md sections 1, 2 and 4): a StatefulSet of the
+// running registry (docs/design.md): a StatefulSet of the
 // distribution registry with a token server beside it, its Services, the TLS
 // and token signing key pairs, the auth and registry configuration, and the
 // RBAC the token server needs to read ImageRegistryAccounts.

@@ -264,7 +264,7 @@ func (c *Controller) authContainer(reg *v1alpha1.ImageRegistry, hostname string,
 	ctr.Command = []string{builtinAuthCommand, "--config", configFile, "--service=" + hostname, fmt.Sprintf("--metrics-addr=:%d", authMetricsPort)}
 	ctr.Ports = append(ctr.Ports, corev1.ContainerPort{Name: "metrics", ContainerPort: authMetricsPort, Protocol: corev1.ProtocolTCP})
 	// Its own port, never the registry's: the old system's auth liveness
-	// probe pointed at the registry (DESIGN.md section 8).
+	// probe pointed at the registry.
 	ctr.ReadinessProbe, ctr.LivenessProbe = probe(httpsGet("/healthz", authPort), 5), probe(httpsGet("/healthz", authPort), 15)
 	return ctr
 }
