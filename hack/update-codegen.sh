@@ -6,7 +6,12 @@ set -o errexit -o nounset -o pipefail
 
 SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODULE="$(cd "${SCRIPT_ROOT}" && go list -m)"
-CODEGEN_PKG="${CODEGEN_PKG:-$(cd "${SCRIPT_ROOT}" && go list -m -f '{{.Dir}}' k8s.io/code-generator)}"
+if [[ -z "${CODEGEN_PKG:-}" ]]; then
+  # go list names the module's directory only once it is in the module
+  # cache: on a fresh clone nothing has downloaded it yet.
+  (cd "${SCRIPT_ROOT}" && go mod download k8s.io/code-generator)
+  CODEGEN_PKG="$(cd "${SCRIPT_ROOT}" && go list -m -f '{{.Dir}}' k8s.io/code-generator)"
+fi
 
 # kube_codegen.sh installs the generators into GOBIN; keep them in our cache
 # folder so that nothing outside the repository changes.
