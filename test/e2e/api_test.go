@@ -103,6 +103,47 @@ func TestExamplesCreateAndReadBack(t *testing.T) {
 			t.Errorf("kubectl get lacks %s:\n%s", want, out)
 		}
 	}
+	// Every name a user types for one kind finds exactly it, and the
+	// category lists all four (issue: "kubectl get imageregistry NAME"
+	// failed while the category was named like the kind).
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"imageregistry", "registry"}, "imageregistry.registry.mgoltzsche.github.com/registry\n"},
+		{[]string{"imageregistries", "registry"}, "imageregistry.registry.mgoltzsche.github.com/registry\n"},
+		{[]string{"imgreg", "registry"}, "imageregistry.registry.mgoltzsche.github.com/registry\n"},
+		{[]string{"ireg", "registry"}, "imageregistry.registry.mgoltzsche.github.com/registry\n"},
+		{[]string{"imagepushsecret", "example"}, "imagepushsecret.registry.mgoltzsche.github.com/example\n"},
+		{[]string{"imgpush", "example"}, "imagepushsecret.registry.mgoltzsche.github.com/example\n"},
+		{[]string{"ipush", "example"}, "imagepushsecret.registry.mgoltzsche.github.com/example\n"},
+		{[]string{"imagepullsecret", "example"}, "imagepullsecret.registry.mgoltzsche.github.com/example\n"},
+		{[]string{"imgpull", "example"}, "imagepullsecret.registry.mgoltzsche.github.com/example\n"},
+		{[]string{"ipull", "example"}, "imagepullsecret.registry.mgoltzsche.github.com/example\n"},
+		{[]string{"imageregistryaccount", "ci-bot"}, "imageregistryaccount.registry.mgoltzsche.github.com/ci-bot\n"},
+		{[]string{"imgacc", "ci-bot"}, "imageregistryaccount.registry.mgoltzsche.github.com/ci-bot\n"},
+		{[]string{"iracc", "ci-bot"}, "imageregistryaccount.registry.mgoltzsche.github.com/ci-bot\n"},
+	} {
+		out, err := e.cp.Kubectl(ctx, append(append([]string{"get"}, tc.args...), "-n", e.ns, "-o", "name")...)
+		if err != nil || string(out) != tc.want {
+			t.Errorf("kubectl get %v: %q (%v), want %q", tc.args, out, err, tc.want)
+		}
+	}
+	out, err = e.cp.Kubectl(ctx, "get", "image-registry-operator", "-n", e.ns, "-o", "name")
+	if err != nil {
+		t.Fatalf("kubectl get image-registry-operator: %v", err)
+	}
+	if n := strings.Count(string(out), "\n"); n != 4 {
+		t.Errorf("kubectl get image-registry-operator (the category) listed %d objects, want the 4 examples:\n%s", n, out)
+	}
+	// The account table shows when it expires as a date, not "<invalid>".
+	if _, err := e.cp.Kubectl(ctx, "patch", "imageregistryaccount", "ci-bot", "-n", e.ns, "--type=merge", "-p", `{"spec":{"expiresAt":"2099-01-02T03:04:05Z"}}`); err != nil {
+		t.Fatal(err)
+	}
+	out, err = e.cp.Kubectl(ctx, "get", "imageregistryaccount", "ci-bot", "-n", e.ns)
+	if err != nil || !strings.Contains(string(out), "2099-01-02T03:04:05Z") || strings.Contains(string(out), "<invalid>") {
+		t.Errorf("account table: %v\n%s", err, out)
+	}
 	// Old manifests apply unchanged under kubectl's strict field validation.
 	old := `apiVersion: registry.mgoltzsche.github.com/v1alpha1
 kind: ImageRegistry

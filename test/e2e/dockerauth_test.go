@@ -688,9 +688,7 @@ func (u *userEnv) staticUser(t *testing.T, sk *dataplane.Skopeo, ref, digest str
 		t.Fatal(err)
 	}
 	oldPod := u.dp.PodUID()
-	// "imageregistries": "imageregistry" is also the category of all four
-	// kinds, which kubectl patch would expand.
-	u.kubectl(t, "patch", "imageregistries", exampleRegistry, "--type=merge", "-p", `{"spec":{"auth":{"configMapName":"docker-auth-users"}}}`)
+	u.kubectl(t, "patch", "imageregistry", exampleRegistry, "--type=merge", "-p", `{"spec":{"auth":{"configMapName":"docker-auth-users"}}}`)
 	u.waitPodReplaced(t, oldPod, 2*time.Minute)
 	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry)
 

@@ -98,7 +98,7 @@ spec:
 	if _, err := u.registry.RegistryV1alpha1().ImageRegistryAccounts(u.ns).Get(ctx, "push."+other+".intruder", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("account of a secret whose namespace the registry does not admit: %v", err)
 	}
-	u.kubectl(t, "patch", "imageregistries", exampleRegistry, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"access":{"namespaces":[%q]}}}`, other))
+	u.kubectl(t, "patch", "imageregistry", exampleRegistry, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"access":{"namespaces":[%q]}}}`, other))
 	u.kubectlNS(t, other, "", "wait", "--for=condition=Ready", "--timeout=2m", "imagepushsecret/intruder")
 	intruder := u.creds(t, other, "intruder-image-push-secret")
 	_, err = u.crane.PushRandom(ctx, intruder, u.image("app:by-other-namespace"))

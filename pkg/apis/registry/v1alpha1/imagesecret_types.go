@@ -12,7 +12,7 @@ const AnnotationRotate = "registry.mgoltzsche.github.com/rotate"
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=imgpush;ipush,categories=imageregistry
+// +kubebuilder:resource:shortName=imgpush;ipush,categories=image-registry-operator
 // +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registry`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
 // +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`
@@ -50,7 +50,7 @@ type ImagePushSecretList struct {
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=imgpull;ipull,categories=imageregistry
+// +kubebuilder:resource:shortName=imgpull;ipull,categories=image-registry-operator
 // +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registry`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
 // +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`
