@@ -85,7 +85,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.master, "master", "", "The address of the Kubernetes API server. Overrides any value in kubeconfig.")
 	fs.StringVar(&o.namespace, "namespace", os.Getenv("WATCH_NAMESPACE"), "Watch only this namespace (env WATCH_NAMESPACE). Empty: all namespaces.")
 	fs.StringVar(&o.operatorNamespace, "operator-namespace", envOr("OPERATOR_NAMESPACE", envOr("POD_NAMESPACE", "image-registry-operator")), "Namespace of the operator's own objects, such as the root CA Secret (env OPERATOR_NAMESPACE).")
-	fs.StringVar(&o.dnsZone, "dns-zone", envOr("OPERATOR_DNS_ZONE", "svc.cluster.local"), "DNS zone of registry hostnames <name>.<namespace>.<zone> (env OPERATOR_DNS_ZONE).")
+	fs.StringVar(&o.dnsZone, "dns-zone", envOr("OPERATOR_DNS_ZONE", imageregistry.DefaultDNSZone), "DNS zone of registry hostnames <name>.<namespace>.<zone> (env OPERATOR_DNS_ZONE).")
 	fs.StringVar(&o.defaultRegistry.Name, "default-registry-name", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAME"), "ImageRegistry used by push and pull secrets without registryRef (env OPERATOR_DEFAULT_REGISTRY_NAME). Empty: none.")
 	fs.StringVar(&o.defaultRegistry.Namespace, "default-registry-namespace", os.Getenv("OPERATOR_DEFAULT_REGISTRY_NAMESPACE"), "Namespace of the default ImageRegistry (env OPERATOR_DEFAULT_REGISTRY_NAMESPACE). Empty: the operator namespace.")
 	fs.Func("allowed-images", `Comma-separated images that ImageRegistry spec.images may name; an entry ending in "*" allows every image starting with the rest (e.g. "registry.example.org/mirror/*"). Empty: any image.`, func(v string) error {
@@ -98,12 +98,12 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 		o.defaultRegistryNamespaces = splitList(v)
 		return nil
 	})
-	fs.DurationVar(&o.rotationInterval, "rotation-interval", 24*time.Hour, "Default password rotation interval of push and pull secrets.")
-	fs.DurationVar(&o.gracePeriod, "grace-period", 5*time.Minute, "How long a replaced password keeps working after it left the Secret.")
+	fs.DurationVar(&o.rotationInterval, "rotation-interval", imagesecret.DefaultRotationInterval, "Default password rotation interval of push and pull secrets.")
+	fs.DurationVar(&o.gracePeriod, "grace-period", imagesecret.DefaultGracePeriod, "How long a replaced password keeps working after it left the Secret.")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", imagesecret.DefaultBcryptCost, "bcrypt cost of password hashes. The passwords are 32 random bytes, which no cost makes easier or harder to guess from a hash; a higher cost only costs CPU (see README, Performance).")
 	fs.StringVar(&o.authImage, "auth-image", envOr("OPERATOR_AUTH_IMAGE", "ghcr.io/image-registry-operator/image-registry-operator:latest"), "Image with registry-auth and k8s-docker-authn (env OPERATOR_AUTH_IMAGE).")
-	fs.StringVar(&o.registryImage, "registry-image", envOr("OPERATOR_REGISTRY_IMAGE", "registry:3.0.0"), "Distribution registry image (env OPERATOR_REGISTRY_IMAGE).")
-	fs.StringVar(&o.dockerAuthImage, "docker-auth-image", envOr("OPERATOR_DOCKER_AUTH_IMAGE", "cesanta/docker_auth:1.13"), "cesanta/docker_auth image for auth.server=docker_auth (env OPERATOR_DOCKER_AUTH_IMAGE).")
+	fs.StringVar(&o.registryImage, "registry-image", envOr("OPERATOR_REGISTRY_IMAGE", imageregistry.DefaultRegistryImage), "Distribution registry image (env OPERATOR_REGISTRY_IMAGE).")
+	fs.StringVar(&o.dockerAuthImage, "docker-auth-image", envOr("OPERATOR_DOCKER_AUTH_IMAGE", imageregistry.DefaultDockerAuthImage), "cesanta/docker_auth image for auth.server=docker_auth (env OPERATOR_DOCKER_AUTH_IMAGE).")
 	fs.IntVar(&o.workers, "workers", 4, "Workers per controller.")
 	// The API server's priority and fairness is what protects it; the
 	// client-side limit only guards against a runaway loop. At 50 QPS a
@@ -126,7 +126,7 @@ func (o *options) complete() {
 	if o.defaultRegistry.Name != "" && o.defaultRegistry.Namespace == "" {
 		o.defaultRegistry.Namespace = o.operatorNamespace
 	}
-	o.dnsZone = strings.TrimSuffix(o.dnsZone, ".")
+	o.dnsZone = imageregistry.NormalizeDNSZone(o.dnsZone)
 }
 
 // validate reports every bad flag at once, so a user fixes them in one go.

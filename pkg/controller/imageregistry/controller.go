@@ -79,6 +79,12 @@ type Options struct {
 	AllowedImages []string
 }
 
+// NormalizeDNSZone drops the dots a zone may be written with
+// ("example.org." and ".example.org" are example.org).
+func NormalizeDNSZone(zone string) string {
+	return strings.Trim(zone, ".")
+}
+
 func (o *Options) setDefaults() error {
 	if o.OperatorNamespace == "" {
 		return errors.New("imageregistry controller: OperatorNamespace is required")
@@ -86,7 +92,7 @@ func (o *Options) setDefaults() error {
 	if o.AuthImage == "" {
 		return errors.New("imageregistry controller: AuthImage is required")
 	}
-	o.DNSZone = strings.Trim(o.DNSZone, ".")
+	o.DNSZone = NormalizeDNSZone(o.DNSZone)
 	if o.DNSZone == "" {
 		o.DNSZone = DefaultDNSZone
 	}
