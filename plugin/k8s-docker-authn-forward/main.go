@@ -90,6 +90,7 @@ func parseArgs(args []string) (cfg config, ok bool) {
 	fs.String("kubeconfig", "", "")
 	cacheSize := fs.Int("auth-cache-size", 0, "")
 	cacheTTL := fs.Duration("auth-cache-ttl", 0, "")
+	fs.Int("v", 0, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return config{}, false
 	}

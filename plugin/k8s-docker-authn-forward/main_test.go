@@ -91,7 +91,7 @@ func TestForwarder(t *testing.T) {
 		{"denied", []string{"--namespace=team", "--socket=" + socket}, "denied pw", 1, "", false},
 		{"no match", []string{"--namespace=team", "--socket=" + socket}, "nomatch pw", 2, "", false},
 		{"error", []string{"--namespace=team", "--socket=" + socket}, "error pw", 3, "", false},
-		{"all flags of the full binary", []string{"-namespace", "team", "--kubeconfig=/k", "--api-timeout=2s", "--auth-cache-size=5", "--auth-cache-ttl=1m", "--socket", socket}, "allowed pw\n", 0, labels, false},
+		{"all flags of the full binary", []string{"-namespace", "team", "--kubeconfig=/k", "--api-timeout=2s", "--auth-cache-size=5", "--auth-cache-ttl=1m", "--v=2", "--socket", socket}, "allowed pw\n", 0, labels, false},
 		{"unavailable", []string{"--namespace=team", "--socket=" + socket}, "later pw", 3, "", true},
 		{"no sidecar", []string{"--namespace=team", "--socket=" + missing}, "allowed pw", 3, "", true},
 		{"socket disabled", []string{"--namespace=team", "--socket="}, "allowed pw", 3, "", true},

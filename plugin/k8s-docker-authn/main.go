@@ -45,6 +45,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
 	"github.com/image-registry-operator/image-registry-operator/pkg/extauth"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
@@ -78,6 +80,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	installTo := fs.String("install-to", "", "Copy this binary to the given path and exit; if "+extauth.ForwarderBinary+" lies beside this binary, install that at the path instead and this binary beside it as "+extauth.FullBinary+" (the forwarder's fallback). The docker_auth pod's init container uses it to place the authenticator in a shared volume; the operator image has no shell or cp.")
 	socket := fs.String("socket", extauth.DefaultSocket, "Unix socket of the ext_auth sidecar (k8s-docker-authn --serve) to ask before checking a login here; empty: never ask. A missing socket or a sidecar that does not answer within --api-timeout is not an error: the login is then checked here.")
 	serveOn := fs.String("serve", "", "Run as the ext_auth sidecar: keep an informer of the namespace's accounts and a verified-login cache (--auth-cache-size, --auth-cache-ttl) and answer logins on this Unix socket until SIGTERM.")
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	fs.Var(klogFlags.Lookup("v").Value, "v", "Log verbosity of --serve; 4 logs every login that names an account (user name and result, never a password).")
 	healthAddr := fs.String("health-addr", "", "With --serve: serve /healthz (the process answers) and /readyz (the account cache is synced) over plain HTTP on this address.")
 	if err := fs.Parse(args); err != nil {
 		return exitError

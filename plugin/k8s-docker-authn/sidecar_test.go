@@ -179,7 +179,7 @@ func TestSidecarContract(t *testing.T) {
 	)
 	kc := kubeconfig(t, srv.URL)
 	logs := captureKlog(t)
-	sc := startSidecar(t, kc, ns)
+	sc := startSidecar(t, kc, ns, "--v=4")
 	ext := installExtAuth(t)
 	lists := srv.lists.Load()
 	args := []string{"--namespace=" + ns, "--kubeconfig=" + kc, "--socket=" + sc.socket}
@@ -206,15 +206,12 @@ func TestSidecarContract(t *testing.T) {
 	}
 }
 
-// captureKlog sends klog's output, at verbosity 4, to a buffer until the
-// test ends.
+// captureKlog sends klog's output to a buffer until the test ends, and
+// then resets the verbosity a --v flag may have set.
 func captureKlog(t *testing.T) *lockedBuffer {
 	var buf lockedBuffer
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
-	if err := fs.Set("v", "4"); err != nil {
-		t.Fatal(err)
-	}
 	klog.LogToStderr(false)
 	klog.SetOutput(&buf)
 	t.Cleanup(func() {
