@@ -28,8 +28,9 @@ import (
 const nonRoot = 65532
 
 // binaries go to /usr/local/bin. k8s-docker-authn is also what the
-// docker_auth pod's init container copies into a shared volume.
-var binaries = []string{"image-registry-operator", "registry-auth", "k8s-docker-authn"}
+// docker_auth pod's init container runs to install itself and its small
+// forwarder, k8s-docker-authn-forward, into a shared volume.
+var binaries = []string{"image-registry-operator", "registry-auth", "k8s-docker-authn", "k8s-docker-authn-forward"}
 
 func main() {
 	binDir := flag.String("bin-dir", "_output/bin", "Directory with the static binaries.")
