@@ -351,11 +351,17 @@ func TestVerifiedCache(t *testing.T) {
 	if err := f.client.RegistryV1alpha1().ImageRegistryAccounts(ns).Delete(context.Background(), acc.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.eventually("deletion seen", func() bool { res, _ := f.verify("team/app/2", "p1"); return res == NoMatch })
-	// The informer's delete handler purges the entries; it may run just
-	// after the lister stopped returning the account (the login above
-	// already failed, which is the guarantee).
+	// Wait for the informer without logging in meanwhile: a login racing
+	// the deletion may cache an entry after the delete handler's purge (it
+	// lingers until its TTL, harmless: every login looks the account up).
+	f.eventually("deletion seen", func() bool {
+		objs, _ := f.auth.source.byUsernames(context.Background(), []string{"team/app"})
+		return len(objs) == 0
+	})
 	f.eventually("cache purged after the account's deletion", func() bool { return f.auth.cache.len() == 0 })
+	if res, _ := f.verify("team/app/2", "p1"); res != NoMatch {
+		t.Errorf("login after the account's deletion: %v, want NoMatch", res)
+	}
 }
 
 func TestCacheBound(t *testing.T) {
