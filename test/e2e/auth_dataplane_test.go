@@ -149,6 +149,37 @@ func testPKI(t *testing.T, dir string) (caFile, certFile, keyFile, signCertFile,
 	return
 }
 
+// writeRegistryConfig writes a distribution registry config in the shape
+// the registry controller renders, on 127.0.0.1:port with TLS, trusting
+// tokens as trust says ("jwks: FILE", or the old "rootcertbundle: FILE").
+func writeRegistryConfig(t *testing.T, dir string, port int, realm, certFile, keyFile, trust string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %s
+http:
+  addr: 127.0.0.1:%d
+  secret: e2e-test-secret
+  tls:
+    certificate: %s
+    key: %s
+auth:
+  token:
+    realm: %s
+    service: %s
+    issuer: %s
+    %s
+`, filepath.Join(dir, "storage"), port, certFile, keyFile, realm, authService, authIssuer, trust)
+	file := filepath.Join(dir, "registry.yml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // jwksFile writes the JWKS that trusts the token key pair's key, as the
 // registry controller renders it.
 func jwksFile(t *testing.T, dir, certFile, keyFile string) string {
@@ -355,29 +386,7 @@ func TestAuthDataPlane(t *testing.T) {
 		rotatingAccount(t, "other-app-push", "other/app", 1, "push", "other", "other-password"),
 	)
 
-	regCfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: 127.0.0.1:%d
-  secret: e2e-test-secret
-  tls:
-    certificate: %s
-    key: %s
-auth:
-  token:
-    realm: https://localhost:%d/auth
-    service: %s
-    issuer: %s
-    jwks: %s
-`, filepath.Join(dir, "storage"), regPort, certFile, keyFile, authPort, authService, authIssuer, jwksFile(t, dir, signCert, signKey))
-	regCfgFile := filepath.Join(dir, "registry.yml")
-	if err := os.WriteFile(regCfgFile, []byte(regCfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	regCfgFile := writeRegistryConfig(t, dir, regPort, fmt.Sprintf("https://localhost:%d/auth", authPort), certFile, keyFile, "jwks: "+jwksFile(t, dir, signCert, signKey))
 	startRegistry(t, ctx, registryBin, dir, regCfgFile, regPort, caFile)
 
 	host := fmt.Sprintf("localhost:%d", regPort)

@@ -234,26 +234,7 @@ spec:
 		for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
 			u.kubectl(t, "patch", kind, "example", "--type=merge", "-p", fmt.Sprintf(`{"spec":{"rotationInterval":%q}}`, interval))
 		}
-		loop := u.startPullLoop(t, examplePullSecret, ref, digest)
-		var replaced *replacedPassword
-		timeout := rotations*interval + time.Minute
-		deadline := time.Now().Add(timeout)
-		cur := u.creds(t, u.ns, examplePullSecret)
-		for seen := 0; seen < rotations; {
-			if time.Now().After(deadline) {
-				t.Fatalf("saw %d of %d rotations of the Secret within %s", seen, rotations, timeout)
-			}
-			s := u.secret(t, u.ns, examplePullSecret)
-			if string(s.Data["password"]) != cur.Password {
-				replaced = &replacedPassword{creds: cur, leftAt: time.Now()}
-				cur = u.creds(t, u.ns, examplePullSecret)
-				seen++
-				t.Logf("rotation %d: %s replaced %s", seen, cur.Username, replaced.creds.Username)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		loop.check(t)
-		u.expectRevoked(t, replaced.creds, ref, replaced.leftAt, "it left the Secret", gracePeriod+10*time.Second, "replaced password")
+		u.rotateUnderTraffic(t, rotations, interval, ref, digest)
 		// Back to the default interval, so that later steps hold still.
 		for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
 			u.kubectl(t, "patch", kind, "example", "--type=merge", "-p", `{"spec":{"rotationInterval":null}}`)

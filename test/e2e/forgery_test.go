@@ -130,29 +130,7 @@ func TestForgedTokensAreRefused(t *testing.T) {
 		t.Run(cfg.name, func(t *testing.T) {
 			regDir := t.TempDir()
 			port := freePort(t)
-			regCfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: 127.0.0.1:%d
-  secret: e2e-test-secret
-  tls:
-    certificate: %s
-    key: %s
-auth:
-  token:
-    realm: https://localhost:1/auth
-    service: %s
-    issuer: %s
-    %s
-`, filepath.Join(regDir, "storage"), port, certFile, keyFile, authService, authIssuer, cfg.trust)
-			cfgFile := filepath.Join(regDir, "registry.yml")
-			if err := os.WriteFile(cfgFile, []byte(regCfg), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			cfgFile := writeRegistryConfig(t, regDir, port, "https://localhost:1/auth", certFile, keyFile, cfg.trust)
 			startRegistry(t, t.Context(), registryBin, regDir, cfgFile, port, caFile)
 			for _, tok := range tokens {
 				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://localhost:%d/v2/", port), nil)

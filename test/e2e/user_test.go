@@ -237,13 +237,22 @@ func TestUserRotationUnderTraffic(t *testing.T) {
 	u := newUserEnv(t, "--grace-period="+gracePeriod.String())
 	ref, digest := u.setupRotation(t)
 
+	u.rotateUnderTraffic(t, 4, rotationInterval, ref, digest)
+}
+
+// rotateUnderTraffic pulls ref continuously, re-reading the pull Secret
+// each time, through the given number of rotations at interval, with no
+// failed pull; then the last replaced password must stop working within
+// the grace period after it left the Secret (plus the operator's reaction
+// and the watch latency).
+func (u *userEnv) rotateUnderTraffic(t *testing.T, rotations int, interval time.Duration, ref, digest string) {
+	t.Helper()
 	// Rotations are counted where clients see them: in the Secret. The
 	// status' rotation number moves first (hashes are published before a
 	// password reaches the Secret).
-	const rotations = 4
 	loop := u.startPullLoop(t, examplePullSecret, ref, digest)
 	var replaced *replacedPassword
-	timeout := rotations*rotationInterval + time.Minute
+	timeout := time.Duration(rotations)*interval + time.Minute
 	deadline := time.Now().Add(timeout)
 	cur := u.creds(t, u.ns, examplePullSecret)
 	for seen := 0; seen < rotations; {
