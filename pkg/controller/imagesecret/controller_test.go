@@ -27,22 +27,24 @@ func TestFirstCreation(t *testing.T) {
 	for _, tc := range []struct {
 		kind       Kind
 		resource   string
+		account    string // namespace/name
+		secret     string // namespace/name
 		secretType corev1.SecretType
 		configKey  string
 	}{
-		{KindPush, "imagepushsecrets", corev1.SecretTypeOpaque, "config.json"},
-		{KindPull, "imagepullsecrets", corev1.SecretTypeDockerConfigJson, ".dockerconfigjson"},
+		{KindPush, "imagepushsecrets", "infra/push.team.ci", "team/ci-image-push-secret", corev1.SecretTypeOpaque, "config.json"},
+		{KindPull, "imagepullsecrets", "infra/pull.team.ci", "team/ci-image-pull-secret", corev1.SecretTypeDockerConfigJson, ".dockerconfigjson"},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			f := newFixture(t, tc.kind, registry(regNS, regName, true), newObject(tc.kind, "team", "ci"))
 			f.mustSync("team", "ci")
 			f.expectActions(
-				"update "+tc.resource, // finalizer
+				"update "+tc.resource+" team/ci", // finalizer
 				// No live reads: a new object only gets conditional writes.
-				"update "+tc.resource+"/status", // hashes published
-				"create imageregistryaccounts",
-				"create secrets",
-				"update "+tc.resource+"/status", // Ready
+				"update "+tc.resource+"/status team/ci", // hashes published
+				"create imageregistryaccounts "+tc.account,
+				"create secrets "+tc.secret,
+				"update "+tc.resource+"/status team/ci", // Ready
 			)
 			f.expectEvents() // routine: no event
 
@@ -125,7 +127,11 @@ func TestRotationWhenDue(t *testing.T) {
 	f.clock.Step(time.Second)
 	f.mustSync("team", "ci")
 	// The cache holds this process's last writes: no live reads.
-	f.expectActions("update imagepushsecrets/status", "update imageregistryaccounts", "update secrets")
+	f.expectActions(
+		"update imagepushsecrets/status team/ci",
+		"update imageregistryaccounts infra/push.team.ci",
+		"update secrets team/ci-image-push-secret",
+	)
 	f.expectEvents()
 	st := f.object("team", "ci").status
 	if st.Rotation != 1 || len(st.Passwords) != 3 || !st.RotationDate.Time.Equal(f.clock.Now()) {
@@ -168,7 +174,7 @@ func TestGracePeriodEnds(t *testing.T) {
 
 	f.clock.Step(time.Second)
 	f.mustSync("team", "ci")
-	f.expectActions("update imagepushsecrets/status", "update imageregistryaccounts")
+	f.expectActions("update imagepushsecrets/status team/ci", "update imageregistryaccounts infra/push.team.ci")
 	f.expectEvents()
 	if n := len(f.object("team", "ci").status.Passwords); n != 2 {
 		t.Errorf("%d hashes after the grace period", n)
@@ -186,8 +192,13 @@ func TestSecretDeletedIsRecreatedWithFreshPasswords(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mustSync("team", "ci")
-	f.expectActions("get imagepullsecrets", "get secrets", "get imageregistryaccounts",
-		"update imagepullsecrets/status", "update imageregistryaccounts", "create secrets", "update imagepullsecrets/status")
+	f.expectActions(
+		"get imagepullsecrets team/ci", "get secrets team/ci-image-pull-secret", "get imageregistryaccounts infra/pull.team.ci",
+		"update imagepullsecrets/status team/ci",
+		"update imageregistryaccounts infra/pull.team.ci",
+		"create secrets team/ci-image-pull-secret",
+		"update imagepullsecrets/status team/ci",
+	)
 	f.expectEvents("Warning PasswordsReset")
 	s := f.secret("team", "ci")
 	if string(s.Data[KeyUsername]) != "team/ci/1" || string(s.Data[KeyPassword]) == string(old.Data[KeyNextPassword]) {
@@ -222,7 +233,7 @@ func TestSecretEditedIsRestored(t *testing.T) {
 	f.mustSync("team", "ci")
 	// The cached Secret is newer than this process's last write: no live
 	// reads; the update carries its resourceVersion.
-	f.expectActions("update secrets")
+	f.expectActions("update secrets team/ci-image-push-secret")
 	f.expectEvents("Normal SecretRestored")
 	s := f.secret("team", "ci")
 	if len(s.Data) != len(good.Data) || string(s.Data[KeyUsername]) != "team/ci/0" || string(s.Data[KeyPushConfig]) != string(good.Data[KeyPushConfig]) || string(s.Data[KeyCA]) != regCA {
@@ -240,7 +251,10 @@ func TestSecretWithoutLabelIsRestored(t *testing.T) {
 	f.edit(f.kube.Tracker(), gvrSecret, s, "team")
 	// The filtered informer no longer sees it; the live read does.
 	f.mustSync("team", "ci")
-	f.expectActions("get imagepushsecrets", "get secrets", "get imageregistryaccounts", "update secrets")
+	f.expectActions(
+		"get imagepushsecrets team/ci", "get secrets team/ci-image-push-secret", "get imageregistryaccounts infra/push.team.ci",
+		"update secrets team/ci-image-push-secret",
+	)
 	if got := f.secret("team", "ci"); got.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(got.Data[KeyPassword]) != string(s.Data[KeyPassword]) {
 		t.Error("label not restored or password changed")
 	}
@@ -291,7 +305,11 @@ func TestManualRotation(t *testing.T) {
 		cr.meta.Annotations = map[string]string{v1alpha1.AnnotationRotate: "please"}
 	})
 	f.mustSync("team", "ci")
-	f.expectActions("update imagepushsecrets/status", "update imageregistryaccounts", "update secrets")
+	f.expectActions(
+		"update imagepushsecrets/status team/ci",
+		"update imageregistryaccounts infra/push.team.ci",
+		"update secrets team/ci-image-push-secret",
+	)
 	st := f.object("team", "ci").status
 	if st.Rotation != 1 || st.RotateRequest != "please" {
 		t.Errorf("rotation %d, rotateRequest %q", st.Rotation, st.RotateRequest)
@@ -373,7 +391,11 @@ func TestObjectDeletedRemovesAccountThenFinalizer(t *testing.T) {
 	s := f.secret("team", "ci")
 	f.updateObject("team", "ci", func(cr *imageSecret) { cr.meta.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()} })
 	f.mustSync("team", "ci")
-	f.expectActions("get imageregistryaccounts", "delete imageregistryaccounts", "update imagepushsecrets")
+	f.expectActions(
+		"get imageregistryaccounts infra/push.team.ci",
+		"delete imageregistryaccounts infra/push.team.ci",
+		"update imagepushsecrets team/ci", // finalizer removed
+	)
 	f.expectEvents("Normal AccountDeleted")
 	if f.account("team", "ci") != nil {
 		t.Error("account survived")
@@ -411,7 +433,9 @@ func TestSweepDeletesOrphanAccountsOnly(t *testing.T) {
 	if err := f.c.sweep(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	f.expectActions("get imagepushsecrets", "delete imageregistryaccounts")
+	// Only the orphan: the cache nominates it, a live read confirms that its
+	// object is gone, then it is deleted.
+	f.expectActions("get imagepushsecrets team/gone", "delete imageregistryaccounts infra/push.team.gone")
 	for name, want := range map[string]bool{"push.team.gone": false, "pull.team.gone": true, "static": true, "push.team.ci": true} {
 		_, err := f.client.Tracker().Get(gvrAccount, regNS, name)
 		if (err == nil) != want {

@@ -77,9 +77,11 @@ func TestConflictFallsBackToLiveReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expectActions(
-		"update imagepushsecrets/status", // Conflict
-		"get imagepushsecrets", "get secrets", "get imageregistryaccounts",
-		"update imagepushsecrets/status", "update imageregistryaccounts", "update secrets",
+		"update imagepushsecrets/status team/ci", // Conflict
+		"get imagepushsecrets team/ci", "get secrets team/ci-image-push-secret", "get imageregistryaccounts infra/push.team.ci",
+		"update imagepushsecrets/status team/ci",
+		"update imageregistryaccounts infra/push.team.ci",
+		"update secrets team/ci-image-push-secret",
 	)
 	cr := f.object("team", "ci")
 	if cr.status.Rotation != 1 || cr.meta.Labels["team"] != "a" {
@@ -97,7 +99,7 @@ func TestUnlabelledSecretFoundByLiveRead(t *testing.T) {
 	if err := f.sync("team", "ci"); err == nil {
 		t.Fatal("a foreign Secret must not be taken over")
 	}
-	if a := f.actions(); index(a, "get secrets") < 0 {
+	if a := f.actions(); index(a, "get secrets team/ci-image-push-secret") < 0 {
 		t.Errorf("no live read after the failed create: %q", a)
 	}
 	if c := meta.FindStatusCondition(f.object("team", "ci").status.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != SecretConflict {

@@ -23,7 +23,10 @@ func TestInvariant1PublishBeforeSecret(t *testing.T) {
 	f.clock.Step(25 * time.Hour) // rotate
 	f.mustSync("team", "ci")
 	w := f.actions()
-	if i, j, k := index(w, "update imagepushsecrets/status"), index(w, "update imageregistryaccounts"), index(w, "update secrets"); !(i >= 0 && i < j && j < k) {
+	i := index(w, "update imagepushsecrets/status team/ci")
+	j := index(w, "update imageregistryaccounts infra/push.team.ci")
+	k := index(w, "update secrets team/ci-image-push-secret")
+	if !(i >= 0 && i < j && j < k) {
 		t.Errorf("write order %q: want status, account, Secret", w)
 	}
 	f.clock.Step(DefaultGracePeriod) // grace ends
@@ -139,7 +142,7 @@ func TestInvariant3FinalizerBeforeAccount(t *testing.T) {
 	f := newFixture(t, KindPush, registry(regNS, regName, true), newObject(KindPush, "team", "ci"))
 	f.mustSync("team", "ci")
 	a := f.actions()
-	if i, j := index(a, "update imagepushsecrets"), index(a, "create imageregistryaccounts"); i < 0 || i > j {
+	if i, j := index(a, "update imagepushsecrets team/ci"), index(a, "create imageregistryaccounts infra/push.team.ci"); i < 0 || i > j {
 		t.Errorf("actions %q: finalizer must come first", a)
 	}
 }

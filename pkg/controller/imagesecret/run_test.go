@@ -54,6 +54,8 @@ func TestRunWiresInformersToSync(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	kube := k8sfake.NewClientset()
+	// Not NewClientset: it cannot create objects of this API (newFixture
+	// says why).
 	client := fake.NewSimpleClientset(registry(regNS, regName, true)) //nolint:staticcheck
 	done := runController(ctx, t, kube, client, 1)
 
@@ -97,7 +99,7 @@ func TestRunBurstDecidesFromCache(t *testing.T) {
 	reg := registry(regNS, regName, true)
 	reg.ResourceVersion = "1"
 	kube := k8sfake.NewClientset()
-	client := fake.NewSimpleClientset(reg) //nolint:staticcheck
+	client := fake.NewSimpleClientset(reg) //nolint:staticcheck // not NewClientset: see newFixture
 	var rv atomic.Int64
 	rv.Store(1)
 	nextRV := func() string { return strconv.FormatInt(rv.Add(1), 10) }
