@@ -23,8 +23,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +47,11 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&f.metricsAddr, "metrics-addr", ":5003", "Plain-HTTP address of /metrics, apart from the token port that clients reach. Empty: no metrics.")
+	flag.Func("trusted-proxies", "Comma-separated addresses or CIDRs of proxies in front of the token server whose X-Forwarded-For header names the client (for the failed-login limit per client and the ACL's ip). Default: none; the header is ignored and the client is the connection's peer.", func(v string) error {
+		p, err := parsePrefixes(v)
+		f.trustedProxies = append(f.trustedProxies, p...)
+		return err
+	})
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "unexpected argument %q\n", flag.Arg(0))
@@ -66,6 +73,33 @@ type flags struct {
 	shutdownTimeout time.Duration
 	services        []string
 	metricsAddr     string
+	trustedProxies  []netip.Prefix
+}
+
+// parsePrefixes parses comma-separated addresses (one host each) and
+// CIDRs.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", s)
+		}
+		if p.Addr().Is4In6() {
+			return nil, fmt.Errorf("%q: write IPv4 networks as IPv4", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Setup is the loaded config with the authenticator options it names.
@@ -114,6 +148,16 @@ func run(ctx context.Context, f flags) error {
 	if err != nil {
 		return err
 	}
+	srv.SetTrustedProxies(f.trustedProxies)
+	concurrency := st.opts.CompareConcurrency
+	if concurrency == 0 {
+		concurrency = authn.DefaultCompareConcurrency()
+	}
+	klog.InfoS("login limits",
+		"compareConcurrency", concurrency, "compareQueue", st.opts.CompareQueue, "compareWait", st.opts.CompareWait,
+		"userLimit", fmt.Sprintf("%d, then 1/%s", st.opts.UserLimitBurst, st.opts.UserLimitInterval),
+		"clientLimit", fmt.Sprintf("%d, then 1/%s", st.opts.ClientLimitBurst, st.opts.ClientLimitInterval),
+		"trustedProxies", f.trustedProxies)
 	if f.metricsAddr != "" {
 		ms := &http.Server{Addr: f.metricsAddr, Handler: tokenserver.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {

@@ -56,6 +56,24 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+func TestParsePrefixes(t *testing.T) {
+	got, err := parsePrefixes("10.0.0.0/8, 192.0.2.7,2001:db8::/32,::ffff:198.51.100.1,,10.1.2.3/16")
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "198.51.100.1/32", "10.1.0.0/16"}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("%v %v", got, err)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("%d: %s, want %s", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example.org", "::ffff:10.0.0.0/104"} {
+		if _, err := parsePrefixes(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
 // TestServeGracefulShutdown: cancelling the context (SIGTERM) lets an
 // in-flight request finish and then returns without error.
 func TestServeGracefulShutdown(t *testing.T) {

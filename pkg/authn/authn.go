@@ -20,8 +20,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
+	"net/netip"
 	"sort"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,8 +40,14 @@ import (
 // which "no match" lets another authenticator try.
 var ErrNoMatch = errors.New("no account with this login name")
 
-// MaxPasswordLength bounds the password accepted; bcrypt uses at most 72 bytes.
+// MaxPasswordLength bounds the password that front ends read (it bounds
+// their input); a longer one is malformed input.
 const MaxPasswordLength = 1024
+
+// MaxBcryptPasswordLength is the longest password a login may present:
+// bcrypt reads only the first 72 bytes, so a longer one would verify
+// whatever followed them. Longer passwords are Denied, for every account.
+const MaxBcryptPasswordLength = 72
 
 // UsernameIndex is the informer index of accounts by username.
 const UsernameIndex = "username"
@@ -79,13 +86,17 @@ type accountSource interface {
 type Authenticator struct {
 	source accountSource
 	cache  *verifiedCache
-	clock  clock.PassiveClock
+	clock  clock.Clock
 	// compare checks a password against a bcrypt hash; a test seam.
 	compare func(hash, password []byte) error
-	// compareSlots bounds concurrent bcrypt compares, so that a flood of
-	// logins with wrong passwords (each costs tens of milliseconds of CPU)
-	// queues instead of starving the process; nil means no bound.
-	compareSlots chan struct{}
+	// gate bounds concurrent bcrypt compares and the logins waiting for
+	// one (limits.go); nil means no bound.
+	gate *compareGate
+	// limits are the failed-login budgets (limits.go); nil means none.
+	limits *limits
+	// dummyCost is the bcrypt cost of dummy compares: that of the
+	// rotating accounts last seen.
+	dummyCost atomic.Int32
 	// hasSynced reports whether the account cache is filled; nil when the
 	// source reads the API server directly.
 	hasSynced cache.InformerSynced
@@ -99,10 +110,28 @@ func New(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options) (*Authe
 	return newWithClock(inf, o, clock.RealClock{})
 }
 
-func newWithClock(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options, clk clock.PassiveClock) (*Authenticator, error) {
+func newWithClock(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options, clk clock.Clock) (*Authenticator, error) {
 	informer := inf.Informer()
 	if err := informer.AddIndexers(cache.Indexers{UsernameIndex: usernameIndexFunc}); err != nil {
 		return nil, fmt.Errorf("add username index: %w", err)
+	}
+	concurrency := o.CompareConcurrency
+	if concurrency <= 0 {
+		concurrency = DefaultCompareConcurrency()
+	}
+	wait := o.CompareWait
+	if wait <= 0 {
+		wait = DefaultCompareWait
+	}
+	lo := *o
+	if lo.LimitEntries <= 0 {
+		lo.LimitEntries = DefaultLimitEntries
+	}
+	if lo.UserLimitInterval <= 0 {
+		lo.UserLimitInterval = DefaultUserLimitInterval
+	}
+	if lo.ClientLimitInterval <= 0 {
+		lo.ClientLimitInterval = DefaultClientLimitInterval
 	}
 	a := &Authenticator{
 		source:    indexerSource{informer.GetIndexer()},
@@ -110,16 +139,22 @@ func newWithClock(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options
 		clock:     clk,
 		compare:   bcrypt.CompareHashAndPassword,
 		hasSynced: informer.HasSynced,
-		// Two compares per core keep the CPU busy without letting a
-		// flood of bad logins pile up goroutines burning it.
-		compareSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		gate:      newCompareGate(concurrency, max(o.CompareQueue, 0), wait, clk),
+		limits:    newLimits(&lo),
 	}
+	a.dummyCost.Store(DefaultDummyCost)
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if acc, ok := obj.(*registryv1alpha1.ImageRegistryAccount); ok {
+				a.noteCost(acc)
+			}
+		},
 		UpdateFunc: func(oldObj, newObj any) {
 			oldAcc, ok1 := oldObj.(*registryv1alpha1.ImageRegistryAccount)
 			newAcc, ok2 := newObj.(*registryv1alpha1.ImageRegistryAccount)
 			if ok1 && ok2 {
 				a.cache.purge(removedHashes(oldAcc.Spec.Passwords, newAcc.Spec.Passwords))
+				a.noteCost(newAcc)
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -134,6 +169,18 @@ func newWithClock(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options
 		return nil, fmt.Errorf("add account event handler: %w", err)
 	}
 	return a, nil
+}
+
+// noteCost makes dummy compares cost what the compares of a rotating
+// account cost: all of a namespace's operator-made accounts share the
+// operator's --bcrypt-cost.
+func (a *Authenticator) noteCost(acc *registryv1alpha1.ImageRegistryAccount) {
+	if acc.Spec.Rotation == nil {
+		return
+	}
+	if c, ok := dummyCostOf(acc.Spec.Passwords); ok {
+		a.dummyCost.Store(int32(c))
+	}
 }
 
 // NewForConfig makes an authenticator with its own informer of
@@ -155,13 +202,16 @@ func NewForConfig(ctx context.Context, cfg *rest.Config, o *Options) (*Authentic
 
 // NewDirect makes an authenticator without a cache: each login lists the
 // namespace's accounts from the API server. It suits one-shot processes such
-// as the ext_auth binary.
+// as the ext_auth binary, which answer one login each: they have no
+// verified cache, no compare queue and no failed-login budgets to keep.
 func NewDirect(client versioned.Interface, namespace string) *Authenticator {
-	return &Authenticator{
+	a := &Authenticator{
 		source:  listSource{client: client, namespace: namespace},
 		clock:   clock.RealClock{},
 		compare: bcrypt.CompareHashAndPassword,
 	}
+	a.dummyCost.Store(DefaultDummyCost)
+	return a
 }
 
 // HasSynced tells whether the account cache has been filled.
@@ -172,9 +222,16 @@ func (a *Authenticator) HasSynced() bool {
 // Authenticate checks a login, docker_auth style: ok with the account's
 // labels when the password verifies; ok false and err ErrNoMatch when no
 // account answers to the name; ok false and a nil error when the login is
-// refused; another error when the accounts cannot be read.
+// refused; another error when it was not checked: the accounts cannot be
+// read, ErrBusy, or a *LimitError.
 func (a *Authenticator) Authenticate(ctx context.Context, user, password string) (ok bool, labels map[string][]string, err error) {
-	res, labels, err := a.Verify(ctx, user, password)
+	return a.AuthenticateFrom(ctx, netip.Addr{}, user, password)
+}
+
+// AuthenticateFrom is Authenticate for a login from the client address
+// client (the zero Addr when unknown), whose failed logins are limited too.
+func (a *Authenticator) AuthenticateFrom(ctx context.Context, client netip.Addr, user, password string) (ok bool, labels map[string][]string, err error) {
+	res, labels, err := a.VerifyFrom(ctx, client, user, password)
 	switch {
 	case err != nil:
 		return false, nil, err
@@ -190,9 +247,40 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 // Verify checks a login and tells its Result; labels are set only when it
 // is Allowed.
 func (a *Authenticator) Verify(ctx context.Context, user, password string) (Result, map[string][]string, error) {
+	return a.VerifyFrom(ctx, netip.Addr{}, user, password)
+}
+
+// toCompare is a hash a login is compared with, and the account it
+// belongs to (nil for a dummy hash).
+type toCompare struct {
+	hash    []byte
+	account *registryv1alpha1.ImageRegistryAccount
+}
+
+// VerifyFrom checks a login from the client address client (the zero Addr
+// when unknown) and tells its Result; labels are set only when it is
+// Allowed.
+//
+// What a login costs:
+//   - a password longer than MaxBcryptPasswordLength is Denied at once,
+//     whoever the user: bcrypt would ignore its end.
+//   - a login the verified cache holds: no compare, no wait, no budget.
+//   - any other: first the budgets of the client address and the user
+//     name must hold a token (else a *LimitError), then a compare slot
+//     (else ErrBusy), then one compare per hash that may verify the login,
+//     each paid with a token, stopping at the first that verifies: one for
+//     a rotating login, at most one per distinct valid hash of a static
+//     account. A login that verifies gets its tokens back.
+//   - a login no hash can verify (unknown user, rotation out of range,
+//     expired account, empty password) costs one dummy compare, so that it
+//     answers no faster than a wrong password.
+func (a *Authenticator) VerifyFrom(ctx context.Context, client netip.Addr, user, password string) (Result, map[string][]string, error) {
 	l, ok := ParseLogin(user)
 	if !ok {
 		return NoMatch, nil, nil
+	}
+	if len(password) > MaxBcryptPasswordLength {
+		return Denied, nil, nil
 	}
 	names := []string{l.Name}
 	if l.HasRotation {
@@ -205,58 +293,102 @@ func (a *Authenticator) Verify(ctx context.Context, user, password string) (Resu
 	// Deterministic order, should two accounts ever verify the same login.
 	sort.Slice(accounts, func(i, j int) bool { return accounts[i].Name < accounts[j].Name })
 
-	type candidate struct {
-		account *registryv1alpha1.ImageRegistryAccount
-		hashes  []string
-	}
-	var candidates []candidate
+	// The hashes that may verify the login: each once, valid ones only.
+	var hashes []toCompare
+	seen := map[string]bool{}
 	named := false
 	now := a.clock.Now()
 	for _, acc := range accounts {
-		hashes, n := hashesFor(acc, l)
+		hs, n := hashesFor(acc, l)
 		if !n {
 			continue
 		}
 		named = true
-		if len(hashes) > 0 && usable(acc, now) {
-			candidates = append(candidates, candidate{acc, hashes})
+		if !usable(acc, now) || password == "" {
+			continue
+		}
+		for _, h := range hs {
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			if _, err := bcrypt.Cost([]byte(h)); err != nil {
+				continue // not a bcrypt hash: it verifies nothing
+			}
+			hashes = append(hashes, toCompare{hash: []byte(h), account: acc})
 		}
 	}
-	if !named {
-		return NoMatch, nil, nil
-	}
-	if len(candidates) == 0 || len(password) > MaxPasswordLength || password == "" {
-		return Denied, nil, nil
+	miss := NoMatch
+	if named {
+		miss = Denied
 	}
 
 	var digest [32]byte
-	if a.cache.enabled() {
+	if len(hashes) > 0 && a.cache.enabled() {
 		digest = a.cache.digest(password)
-		for _, c := range candidates {
-			for _, h := range c.hashes {
-				if a.cache.has(h, digest) {
-					return Allowed, copyLabels(c.account.Spec.Labels), nil
-				}
+		if acc := a.cached(hashes, digest); acc != nil {
+			return Allowed, copyLabels(acc.Spec.Labels), nil
+		}
+	}
+
+	// Not served by the cache: the login pays for its compares. A login
+	// that can verify pays from the budget of its account's user name; any
+	// other from that of the name it gave, in a table of its own.
+	ch := charge{}
+	if a.limits != nil {
+		ch.client = a.limits.client
+		if k, ok := clientKey(client); ok {
+			ch.clientKey = k
+		} else {
+			ch.client = nil
+		}
+		if len(hashes) > 0 {
+			ch.user, ch.userKey = a.limits.accounts, Username(hashes[0].account)
+		} else {
+			ch.user, ch.userKey = a.limits.others, l.Name
+		}
+	}
+	if err := ch.check(now); err != nil {
+		return NoMatch, nil, err
+	}
+	if a.gate != nil {
+		if err := a.gate.acquire(ctx); err != nil {
+			return NoMatch, nil, err
+		}
+		defer a.gate.release()
+		// While this login waited, another with the same password may
+		// have verified it.
+		if len(hashes) > 0 && a.cache.enabled() {
+			if acc := a.cached(hashes, digest); acc != nil {
+				return Allowed, copyLabels(acc.Spec.Labels), nil
 			}
 		}
 	}
-	if a.compareSlots != nil {
-		select {
-		case a.compareSlots <- struct{}{}:
-			defer func() { <-a.compareSlots }()
-		case <-ctx.Done():
-			return NoMatch, nil, fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	if len(hashes) == 0 {
+		hashes = []toCompare{{hash: dummyHash(int(a.dummyCost.Load()))}}
+	}
+	for _, h := range hashes {
+		if err := ch.take(a.clock.Now()); err != nil {
+			return NoMatch, nil, err
+		}
+		if a.compare(h.hash, []byte(password)) == nil && h.account != nil {
+			ch.refund(a.clock.Now())
+			a.cache.add(string(h.hash), digest)
+			return Allowed, copyLabels(h.account.Spec.Labels), nil
 		}
 	}
-	for _, c := range candidates {
-		for _, h := range c.hashes {
-			if a.compare([]byte(h), []byte(password)) == nil {
-				a.cache.add(h, digest)
-				return Allowed, copyLabels(c.account.Spec.Labels), nil
-			}
+	return miss, nil, nil
+}
+
+// cached returns the account of the first hash the verified cache holds
+// for the password with this digest.
+func (a *Authenticator) cached(hashes []toCompare, digest [32]byte) *registryv1alpha1.ImageRegistryAccount {
+	for _, h := range hashes {
+		if a.cache.has(string(h.hash), digest) {
+			return h.account
 		}
 	}
-	return Denied, nil, nil
+	return nil
 }
 
 func usernameIndexFunc(obj any) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -17,7 +18,30 @@ const (
 	DefaultCacheSize      = 1024
 	DefaultCacheTTL       = 30 * time.Second
 	DefaultRequestTimeout = 10 * time.Second
+
+	// DefaultCompareQueue logins may wait for a bcrypt compare slot, each
+	// at most DefaultCompareWait; more are answered busy at once.
+	DefaultCompareQueue = 64
+	DefaultCompareWait  = time.Second
+	// A user name may fail DefaultUserLimitBurst compares in a row, then one
+	// more per DefaultUserLimitInterval (10 a minute).
+	DefaultUserLimitBurst    = 10
+	DefaultUserLimitInterval = 6 * time.Second
+	// A client address may fail DefaultClientLimitBurst compares in a row,
+	// then one more per DefaultClientLimitInterval.
+	DefaultClientLimitBurst    = 30
+	DefaultClientLimitInterval = time.Second
+	// DefaultLimitEntries bounds each table of failed-login budgets.
+	DefaultLimitEntries = 10000
 )
+
+// DefaultCompareConcurrency is the default bound of concurrent bcrypt
+// compares: half the usable cores, at least one, so that a flood of wrong
+// passwords leaves the other half to logins the verified cache serves
+// (docs/performance.md, "Login floods").
+func DefaultCompareConcurrency() int {
+	return max(1, runtime.GOMAXPROCS(0)/2)
+}
 
 // serviceAccountNamespaceFile holds the pod's namespace in a pod.
 const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -38,6 +62,27 @@ type Options struct {
 	// RequestTimeout bounds API server requests: the ext_auth binary's list
 	// and the token server's initial cache sync.
 	RequestTimeout time.Duration
+
+	// CompareConcurrency bounds concurrent bcrypt compares; 0 means
+	// DefaultCompareConcurrency().
+	CompareConcurrency int
+	// CompareQueue bounds the logins waiting for a compare slot;
+	// CompareWait how long each may wait. Others are answered ErrBusy.
+	CompareQueue int
+	CompareWait  time.Duration
+	// UserLimitBurst and UserLimitInterval are the budget of failed
+	// compares per user name: that many in a row, then one per interval.
+	// A burst of 0 disables the limit.
+	UserLimitBurst    int
+	UserLimitInterval time.Duration
+	// ClientLimitBurst and ClientLimitInterval are the same per client
+	// address. Only the builtin token server knows the client's address;
+	// docker_auth passes none to ext_auth.
+	ClientLimitBurst    int
+	ClientLimitInterval time.Duration
+	// LimitEntries bounds each table of budgets (client addresses, user
+	// names of accounts, other user names).
+	LimitEntries int
 }
 
 // NewOptions returns options with defaults.
@@ -46,6 +91,14 @@ func NewOptions() *Options {
 		CacheSize:      DefaultCacheSize,
 		CacheTTL:       DefaultCacheTTL,
 		RequestTimeout: DefaultRequestTimeout,
+
+		CompareQueue:        DefaultCompareQueue,
+		CompareWait:         DefaultCompareWait,
+		UserLimitBurst:      DefaultUserLimitBurst,
+		UserLimitInterval:   DefaultUserLimitInterval,
+		ClientLimitBurst:    DefaultClientLimitBurst,
+		ClientLimitInterval: DefaultClientLimitInterval,
+		LimitEntries:        DefaultLimitEntries,
 	}
 }
 
@@ -56,6 +109,14 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.CacheSize, "auth-cache-size", o.CacheSize, "Number of recently verified logins remembered, so that repeated token requests skip bcrypt. 0 disables the cache.")
 	fs.DurationVar(&o.CacheTTL, "auth-cache-ttl", o.CacheTTL, "How long a verified login is remembered. Revocation does not wait for it: every login re-checks the account.")
 	fs.DurationVar(&o.RequestTimeout, "api-timeout", o.RequestTimeout, "Timeout of API server requests.")
+	fs.IntVar(&o.CompareConcurrency, "auth-compare-concurrency", o.CompareConcurrency, "Bcrypt compares run at once. 0: half the usable cores, at least 1.")
+	fs.IntVar(&o.CompareQueue, "auth-compare-queue", o.CompareQueue, "Logins that may wait for a bcrypt compare while all run; more are answered busy at once (token server: 503 with Retry-After; ext_auth: exit 3). Logins the verified cache serves never wait.")
+	fs.DurationVar(&o.CompareWait, "auth-compare-wait", o.CompareWait, "How long a login may wait for a bcrypt compare before it is answered busy.")
+	fs.IntVar(&o.UserLimitBurst, "auth-user-limit-burst", o.UserLimitBurst, "Failed bcrypt compares a user name may have in a row before its logins are refused (429 with Retry-After; ext_auth: exit 3) without a compare; a login that verifies gives its compares back. 0: no limit per user name.")
+	fs.DurationVar(&o.UserLimitInterval, "auth-user-limit-interval", o.UserLimitInterval, "A user name over its limit gets one more compare per this interval.")
+	fs.IntVar(&o.ClientLimitBurst, "auth-client-limit-burst", o.ClientLimitBurst, "Failed bcrypt compares a client address (an IPv6 /64) may have in a row before its logins are refused without a compare. Only the builtin token server knows the client's address; ext_auth accepts the flag and ignores it. 0: no limit per client.")
+	fs.DurationVar(&o.ClientLimitInterval, "auth-client-limit-interval", o.ClientLimitInterval, "A client address over its limit gets one more compare per this interval.")
+	fs.IntVar(&o.LimitEntries, "auth-limit-entries", o.LimitEntries, "Client addresses and user names whose failed logins are remembered, each; the least recently seen beyond that are forgotten.")
 }
 
 // ParseArgs parses authenticator flags from an argument list, as rendered in
@@ -95,6 +156,24 @@ func (o *Options) Complete() error {
 	}
 	if o.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("--api-timeout must be positive"))
+	}
+	if o.CompareConcurrency < 0 {
+		errs = append(errs, errors.New("--auth-compare-concurrency must not be negative"))
+	}
+	if o.CompareQueue < 0 {
+		errs = append(errs, errors.New("--auth-compare-queue must not be negative"))
+	}
+	if o.CompareWait <= 0 {
+		errs = append(errs, errors.New("--auth-compare-wait must be positive"))
+	}
+	if o.UserLimitBurst < 0 || o.ClientLimitBurst < 0 {
+		errs = append(errs, errors.New("--auth-user-limit-burst and --auth-client-limit-burst must not be negative"))
+	}
+	if (o.UserLimitBurst > 0 && o.UserLimitInterval <= 0) || (o.ClientLimitBurst > 0 && o.ClientLimitInterval <= 0) {
+		errs = append(errs, errors.New("--auth-user-limit-interval and --auth-client-limit-interval must be positive"))
+	}
+	if o.LimitEntries <= 0 {
+		errs = append(errs, errors.New("--auth-limit-entries must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,11 +27,13 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
-// Authenticator checks a login (pkg/authn's Authenticator): ok with the
-// account's labels, or ok false for a refused or unknown login (err nil or
-// authn.ErrNoMatch), or another error when it cannot decide.
+// Authenticator checks a login from a client address (pkg/authn's
+// Authenticator): ok with the account's labels, or ok false for a refused or
+// unknown login (err nil or authn.ErrNoMatch), or another error when it did
+// not check it: authn.ErrBusy and *authn.LimitError (answered 503 and 429
+// with Retry-After), or any other (the backend is unavailable).
 type Authenticator interface {
-	Authenticate(ctx context.Context, user, password string) (ok bool, labels map[string][]string, err error)
+	AuthenticateFrom(ctx context.Context, client netip.Addr, user, password string) (ok bool, labels map[string][]string, err error)
 }
 
 // Options configure a Server.
@@ -54,6 +57,12 @@ type Options struct {
 	Ready func() bool
 	// Clock is the time source; nil means the real clock.
 	Clock clock.PassiveClock
+	// TrustedProxies are the proxies whose X-Forwarded-For header names
+	// the client. Empty (the default): the header is ignored, and the
+	// client is the connection's peer, which anyone can forge no header
+	// to change. The client address keys the failed-login limit per
+	// client and is the ACL's ip.
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the token endpoint (/auth) and health endpoints (/healthz,
@@ -137,6 +146,11 @@ func NewFromConfig(cfg *authconfig.Config, a Authenticator, ready func() bool, s
 	})
 }
 
+// SetTrustedProxies sets Options.TrustedProxies; call it before serving.
+func (s *Server) SetTrustedProxies(p []netip.Prefix) {
+	s.opts.TrustedProxies = p
+}
+
 // ServeHTTP serves the token and health endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
@@ -217,16 +231,35 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	ip := s.clientAddr(r)
 	var labels map[string][]string
 	if user != "" {
-		ok, l, err := s.opts.Authenticator.Authenticate(r.Context(), user, password)
+		if len(password) > authn.MaxBcryptPasswordLength {
+			// Whoever the user: bcrypt would ignore the password's end.
+			al.account = "(not checked)"
+			fail(http.StatusUnauthorized, fmt.Sprintf("password longer than %d bytes: refused, since bcrypt ignores the rest", authn.MaxBcryptPasswordLength))
+			return
+		}
+		ok, l, err := s.opts.Authenticator.AuthenticateFrom(r.Context(), ip, user, password)
 		// The user name is logged only when it names an account: a
 		// password pasted into the user field must not reach the log.
 		al.account = user
-		if errors.Is(err, authn.ErrNoMatch) {
+		var limited *authn.LimitError
+		switch {
+		case errors.Is(err, authn.ErrNoMatch):
 			al.account = "(unknown)"
+		case errors.As(err, &limited), errors.Is(err, authn.ErrBusy):
+			al.account = "(not checked)"
 		}
 		switch {
+		case errors.As(err, &limited):
+			w.Header().Set("Retry-After", strconv.FormatInt(authn.RetryAfterSeconds(limited.RetryAfter), 10))
+			fail(http.StatusTooManyRequests, limited.Error())
+			return
+		case errors.Is(err, authn.ErrBusy):
+			w.Header().Set("Retry-After", strconv.FormatInt(authn.RetryAfterSeconds(authn.BusyRetryAfter), 10))
+			fail(http.StatusServiceUnavailable, err.Error())
+			return
 		case err != nil && !errors.Is(err, authn.ErrNoMatch):
 			klog.ErrorS(err, "authentication failed", "account", al.account)
 			fail(http.StatusServiceUnavailable, "authentication backend unavailable")
@@ -238,7 +271,6 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		labels = l
 	}
 
-	ip := remoteIP(r.RemoteAddr)
 	var access []ResourceActions
 	for _, sc := range scopes {
 		d := s.opts.ACL.Authorize(acl.Request{
@@ -279,6 +311,46 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(body)
+}
+
+// clientAddr is the address of the client that sent r: the connection's
+// peer, or, when that is a trusted proxy, the last address in
+// X-Forwarded-For that is not one (each proxy appends the address it got
+// the request from, so only the addresses right of the first untrusted one
+// were written by trusted proxies). A malformed entry ends the walk at the
+// trusted proxy right of it.
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	addr := remoteIP(r.RemoteAddr)
+	if !s.trusted(addr) {
+		return addr
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return addr
+		}
+		addr = a.Unmap()
+		if !s.trusted(addr) {
+			return addr
+		}
+	}
+	return addr
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range s.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func remoteIP(remoteAddr string) netip.Addr {

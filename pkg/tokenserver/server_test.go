@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
@@ -252,7 +253,7 @@ func TestTokenErrors(t *testing.T) {
 
 type failingAuthenticator struct{}
 
-func (failingAuthenticator) Authenticate(context.Context, string, string) (bool, map[string][]string, error) {
+func (failingAuthenticator) AuthenticateFrom(context.Context, netip.Addr, string, string) (bool, map[string][]string, error) {
 	return false, nil, errors.New("API server unreachable")
 }
 
