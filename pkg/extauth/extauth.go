@@ -97,6 +97,9 @@ const (
 const (
 	MaxUsernameLength = 512 + 1 + 19
 	MaxPasswordLength = 1024
+	// MaxBcryptPasswordLength is pkg/authn's: a longer password is
+	// denied, since bcrypt ignores what follows its first 72 bytes.
+	MaxBcryptPasswordLength = 72
 	// MaxInput bounds what an ext_auth process reads from its standard
 	// input: a user name, a space, a password and a line end.
 	MaxInput = MaxUsernameLength + 1 + MaxPasswordLength + 2
@@ -106,10 +109,27 @@ const (
 	MaxBody = 1 << 20
 )
 
-// ReadInput reads docker_auth's "<user> <password>": the user name ends at
-// the first space, the password is the rest (it may hold spaces). A trailing
-// newline, as a shell's echo adds, is dropped; docker_auth sends none. It
-// reads at most MaxInput+1 bytes. The errors never contain the input.
+// ErrAmbiguous is ParseInput's answer to input with more than one space:
+// docker_auth writes "<user> <password>" and its user names may contain
+// spaces, so "a b c" is user "a" with password "b c" or user "a b" with
+// password "c". The user names of ImageRegistryAccounts contain no space,
+// so only the first reading could name one of ours, but the second may be
+// what docker_auth was asked: docker_auth user "ci-bot correct" with
+// password "horse" would log in as our "ci-bot" with password "correct
+// horse", and get ci-bot's labels under another name. Such input is denied
+// (exit 1), whatever the user: a password with a space cannot be used
+// through docker_auth.
+var ErrAmbiguous = errors.New("credentials hold more than one space, so user and password cannot be told apart (our user names hold no space; a password with a space is refused)")
+
+// ErrPasswordTooLong is the answer to a password of more than
+// MaxBcryptPasswordLength bytes: denied (exit 1), whatever the user.
+var ErrPasswordTooLong = fmt.Errorf("password longer than %d bytes: refused, since bcrypt ignores the rest", MaxBcryptPasswordLength)
+
+// ReadInput reads docker_auth's "<user> <password>", split at its only
+// space. A trailing newline, as a shell's echo adds, is dropped; docker_auth
+// sends none. It reads at most MaxInput+1 bytes. The errors never contain
+// the input; ErrAmbiguous and ErrPasswordTooLong mean "deny", any other
+// error "malformed".
 func ReadInput(r io.Reader) (user, password string, err error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxInput+1))
 	if err != nil {
@@ -128,7 +148,19 @@ func ParseInput(b []byte) (user, password string, err error) {
 	if !ok {
 		return "", "", errors.New("credentials are not \"<user> <password>\"")
 	}
+	if strings.Contains(password, " ") {
+		return "", "", ErrAmbiguous
+	}
+	if len(password) > MaxBcryptPasswordLength {
+		return "", "", ErrPasswordTooLong
+	}
 	return user, password, nil
+}
+
+// Denies tells whether a ReadInput error is a denial (exit 1) rather than
+// malformed input (exit 3).
+func Denies(err error) bool {
+	return errors.Is(err, ErrAmbiguous) || errors.Is(err, ErrPasswordTooLong)
 }
 
 // Relay turns a server's answer into what docker_auth reads from an

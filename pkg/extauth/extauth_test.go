@@ -17,11 +17,11 @@ import (
 func TestParseInput(t *testing.T) {
 	for _, tc := range []struct{ in, user, pw string }{
 		{"u p", "u", "p"},
-		{"u p w\n", "u", "p w"},
 		{"u p\r\n", "u", "p"},
 		{"u ", "u", ""},
 		{" ", "", ""},
-		{"u " + strings.Repeat("x", MaxInput-2), "u", strings.Repeat("x", MaxInput-2)},
+		{"u\tv p\tw", "u\tv", "p\tw"}, // only a space separates
+		{"u " + strings.Repeat("x", MaxBcryptPasswordLength), "u", strings.Repeat("x", MaxBcryptPasswordLength)},
 	} {
 		u, p, err := ReadInput(strings.NewReader(tc.in))
 		if err != nil || u != tc.user || p != tc.pw {
@@ -39,6 +39,30 @@ func TestParseInput(t *testing.T) {
 		} else if strings.Contains(err.Error(), "xxxx") || (in != "" && strings.Contains(err.Error(), in)) {
 			t.Errorf("%s: the error shows the input: %v", name, err)
 		}
+	}
+	// Denied, not malformed: more than one space (user "a b" or password
+	// "b c"?) and passwords bcrypt would cut.
+	for _, tc := range []struct {
+		name, in string
+		want     error
+	}{
+		{"password with a space", "ci-bot correct horse", ErrAmbiguous},
+		{"password with a space, newline", "u p w\n", ErrAmbiguous},
+		{"password starting with a space", "u  p", ErrAmbiguous},
+		{"password ending with a space", "u p ", ErrAmbiguous},
+		{"password of 73 bytes", "u " + strings.Repeat("x", MaxBcryptPasswordLength+1), ErrPasswordTooLong},
+		{"longest input", "u " + strings.Repeat("x", MaxInput-2), ErrPasswordTooLong},
+	} {
+		u, p, err := ParseInput([]byte(tc.in))
+		if !errors.Is(err, tc.want) || !Denies(err) || u != "" || p != "" {
+			t.Fatalf("%s: %q %q %v, want %v", tc.name, u, p, err, tc.want)
+		}
+		if strings.Contains(err.Error(), "horse") || strings.Contains(err.Error(), "xxx") {
+			t.Errorf("%s: the error shows the input: %v", tc.name, err)
+		}
+	}
+	if _, _, err := ParseInput([]byte("nospace")); Denies(err) {
+		t.Error("malformed input counted as a denial")
 	}
 	// Bounded: an endless input is cut after MaxInput+1 bytes.
 	r := &countingReader{}

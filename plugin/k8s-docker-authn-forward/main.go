@@ -53,6 +53,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, fallback fall
 	user, password, err := extauth.ParseInput(input)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		if extauth.Denies(err) {
+			return int(extauth.Denied)
+		}
 		return int(extauth.Error)
 	}
 	if cfg, ok := parseArgs(args); ok && cfg.socket != "" {
@@ -91,10 +94,26 @@ func parseArgs(args []string) (cfg config, ok bool) {
 	cacheSize := fs.Int("auth-cache-size", 0, "")
 	cacheTTL := fs.Duration("auth-cache-ttl", 0, "")
 	fs.Int("v", 0, "")
+	// The sidecar's flood limits: they mean nothing to one login, but an
+	// ext_auth.args that sets them must not send every login to the
+	// fallback. Values the full binary would refuse do. (The bursts'
+	// defaults are positive there: an interval of 0 needs a burst of 0.)
+	concurrency := fs.Int("auth-compare-concurrency", 0, "")
+	queue := fs.Int("auth-compare-queue", 0, "")
+	wait := fs.Duration("auth-compare-wait", time.Second, "")
+	userBurst := fs.Int("auth-user-limit-burst", 1, "")
+	userInterval := fs.Duration("auth-user-limit-interval", time.Second, "")
+	clientBurst := fs.Int("auth-client-limit-burst", 1, "")
+	clientInterval := fs.Duration("auth-client-limit-interval", time.Second, "")
+	limitEntries := fs.Int("auth-limit-entries", 1, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return config{}, false
 	}
 	if cfg.timeout <= 0 || *cacheSize < 0 || *cacheTTL < 0 {
+		return config{}, false
+	}
+	if *concurrency < 0 || *queue < 0 || *wait <= 0 || *userBurst < 0 || *clientBurst < 0 || *limitEntries <= 0 ||
+		(*userBurst > 0 && *userInterval <= 0) || (*clientBurst > 0 && *clientInterval <= 0) {
 		return config{}, false
 	}
 	if cfg.namespace == "" {

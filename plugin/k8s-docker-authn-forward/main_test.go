@@ -87,11 +87,20 @@ func TestForwarder(t *testing.T) {
 		stdout   string
 		fallback bool
 	}{
-		{"allowed", []string{"--namespace=team", "--socket=" + socket}, "allowed pass word", 0, labels, false},
+		{"allowed", []string{"--namespace=team", "--socket=" + socket}, "allowed pw", 0, labels, false},
+		// "allowed pass word": user "allowed", password "pass word", or
+		// user "allowed pass", password "word"? Denied, sidecar or not.
+		{"ambiguous input", []string{"--namespace=team", "--socket=" + socket}, "allowed pass word", 1, "", false},
+		{"ambiguous input, no sidecar", []string{"--namespace=team", "--socket=" + missing}, "allowed pass word", 1, "", false},
+		{"password over 72 bytes", []string{"--namespace=team", "--socket=" + socket}, "allowed " + strings.Repeat("x", 73), 1, "", false},
 		{"denied", []string{"--namespace=team", "--socket=" + socket}, "denied pw", 1, "", false},
 		{"no match", []string{"--namespace=team", "--socket=" + socket}, "nomatch pw", 2, "", false},
 		{"error", []string{"--namespace=team", "--socket=" + socket}, "error pw", 3, "", false},
-		{"all flags of the full binary", []string{"-namespace", "team", "--kubeconfig=/k", "--api-timeout=2s", "--auth-cache-size=5", "--auth-cache-ttl=1m", "--v=2", "--socket", socket}, "allowed pw\n", 0, labels, false},
+		{"all flags of the full binary", []string{"-namespace", "team", "--kubeconfig=/k", "--api-timeout=2s", "--auth-cache-size=5", "--auth-cache-ttl=1m", "--v=2",
+			"--auth-compare-concurrency=2", "--auth-compare-queue=8", "--auth-compare-wait=2s", "--auth-user-limit-burst=5", "--auth-user-limit-interval=1m",
+			"--auth-client-limit-burst=0", "--auth-client-limit-interval=0s", "--auth-limit-entries=100", "--socket", socket}, "allowed pw\n", 0, labels, false},
+		{"bad limit flag", []string{"--namespace=team", "--socket=" + socket, "--auth-compare-wait=0s"}, "allowed pw", 3, "", true},
+		{"bad limit interval", []string{"--namespace=team", "--socket=" + socket, "--auth-user-limit-interval=0s"}, "allowed pw", 3, "", true},
 		{"unavailable", []string{"--namespace=team", "--socket=" + socket}, "later pw", 3, "", true},
 		{"no sidecar", []string{"--namespace=team", "--socket=" + missing}, "allowed pw", 3, "", true},
 		{"socket disabled", []string{"--namespace=team", "--socket="}, "allowed pw", 3, "", true},

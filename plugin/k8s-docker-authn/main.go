@@ -123,6 +123,9 @@ func login(ctx context.Context, opts *authn.Options, socket string, stdin io.Rea
 	user, password, err := extauth.ReadInput(stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		if extauth.Denies(err) {
+			return exitDenied
+		}
 		return exitError
 	}
 	if _, ok := authn.ParseLogin(user); !ok {

@@ -84,6 +84,14 @@ func acct(name, username string, rotation int64, typ string, hashes ...string) r
 	}
 }
 
+// staticAcct is a static account (no rotation) named and logging in as
+// username.
+func staticAcct(username string, hashes ...string) registryv1alpha1.ImageRegistryAccount {
+	a := acct(username, username, 0, "static", hashes...)
+	a.Spec.Rotation = nil
+	return a
+}
+
 // fakeAPI serves the ImageRegistryAccounts of namespace ns as
 // kube-apiserver does for list and watch requests, and counts them.
 type fakeAPI struct {
@@ -182,6 +190,7 @@ func TestExtAuthContract(t *testing.T) {
 	srv, requests := apiServer(t,
 		acct("push-app", "team/app", 3, "push", hashOf(t, "push-current"), hashOf(t, "push-next")),
 		acct("pull-app", "team/app", 1, "pull", hashOf(t, "pull-current"), hashOf(t, "pull-next")),
+		staticAcct("ci-bot", hashOf(t, "correct horse"), hashOf(t, strings.Repeat("y", 72))),
 	)
 	// No sidecar listens at --socket: every login is checked by the process.
 	args := []string{"--namespace=" + ns, "--kubeconfig=" + kubeconfig(t, srv.URL), "--socket=" + filepath.Join(t.TempDir(), "none.sock")}
@@ -196,6 +205,11 @@ func TestExtAuthContract(t *testing.T) {
 		{"valid pull login", "team/app/1", "pull-current", 0, map[string][]string{"namespace": {"team"}, "name": {"app"}, "type": {"pull"}}},
 		{"wrong password", "team/app/3", "wrong", 1, nil},
 		{"password with a space", "team/app/3", "push current", 1, nil},
+		// docker_auth writes "ci-bot correct horse" for both: ambiguous.
+		{"password with a space that verifies", "ci-bot", "correct horse", 1, nil},
+		{"docker_auth user with a space", "ci-bot correct", "horse", 1, nil},
+		{"password of 72 bytes", "ci-bot", strings.Repeat("y", 72), 0, map[string][]string{"namespace": {"team"}, "name": {"app"}, "type": {"static"}}},
+		{"password over 72 bytes whose first 72 verify", "ci-bot", strings.Repeat("y", 73), 1, nil},
 		{"rotation out of range", "team/app/9", "push-current", 1, nil},
 		{"unknown user", "other/app/1", "push-current", 2, nil},
 		{"anonymous", "", "", 2, nil},
@@ -276,7 +290,7 @@ func TestExtAuthAPIServerUnreachable(t *testing.T) {
 func TestReadCredentials(t *testing.T) {
 	for _, tc := range []struct{ in, user, pw string }{
 		{"u p", "u", "p"},
-		{"u p w\n", "u", "p w"},
+		{"u p\n", "u", "p"},
 		{"u ", "u", ""},
 		{" ", "", ""},
 	} {
@@ -284,6 +298,9 @@ func TestReadCredentials(t *testing.T) {
 		if err != nil || u != tc.user || p != tc.pw {
 			t.Errorf("%q: %q %q %v", tc.in, u, p, err)
 		}
+	}
+	if _, _, err := readCredentials(strings.NewReader("u p w")); !errors.Is(err, extauth.ErrAmbiguous) {
+		t.Errorf("two spaces: %v, want ErrAmbiguous", err)
 	}
 	if _, _, err := readCredentials(strings.NewReader("nospace")); err == nil {
 		t.Error("accepted input without a separator")

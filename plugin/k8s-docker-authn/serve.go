@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -53,7 +54,13 @@ func serve(ctx context.Context, opts *authn.Options, socket, healthAddr string) 
 			klog.ErrorS(err, msg)
 		},
 	}
-	klog.InfoS("ext_auth sidecar serving", "socket", socket, "namespace", opts.Namespace, "cacheSize", opts.CacheSize, "cacheTTL", opts.CacheTTL, "healthAddr", healthAddr)
+	concurrency := opts.CompareConcurrency
+	if concurrency == 0 {
+		concurrency = authn.DefaultCompareConcurrency()
+	}
+	klog.InfoS("ext_auth sidecar serving", "socket", socket, "namespace", opts.Namespace, "cacheSize", opts.CacheSize, "cacheTTL", opts.CacheTTL, "healthAddr", healthAddr,
+		"compareConcurrency", concurrency, "compareQueue", opts.CompareQueue, "compareWait", opts.CompareWait,
+		"userLimit", fmt.Sprintf("%d, then 1/%s", opts.UserLimitBurst, opts.UserLimitInterval))
 	go func() { errc <- srv.Serve(ctx, l) }()
 	select {
 	case <-ctx.Done():
@@ -69,10 +76,22 @@ func serve(ctx context.Context, opts *authn.Options, socket, healthAddr string) 
 	}
 }
 
+// verifier is what the handler needs of *authn.Authenticator.
+type verifier interface {
+	HasSynced() bool
+	Verify(ctx context.Context, user, password string) (authn.Result, map[string][]string, error)
+}
+
 // handler answers the ext_auth processes' requests with the authenticator.
 // Every login resolves the account in the informer cache first (pkg/authn),
 // so a revoked account fails at once whatever the verified cache holds.
-func handler(a *authn.Authenticator, namespace string) sidecar.Handler {
+//
+// docker_auth tells ext_auth nothing of the client, so the sidecar limits
+// failed logins per user name only. A login refused as busy or over its
+// limit is an Error (exit 3), never Unavailable: that would send it to the
+// one-shot fallback, which lists the accounts and runs bcrypt with no
+// limit at all.
+func handler(a verifier, namespace string) sidecar.Handler {
 	return func(ctx context.Context, req extauth.Request) extauth.Response {
 		if req.Namespace != namespace {
 			return extauth.Response{Status: extauth.Unavailable, Body: []byte("this sidecar serves namespace " + namespace)}
@@ -80,8 +99,20 @@ func handler(a *authn.Authenticator, namespace string) sidecar.Handler {
 		if !a.HasSynced() {
 			return extauth.Response{Status: extauth.Unavailable, Body: []byte("account cache not synced yet")}
 		}
+		// The ext_auth process split "<user> <password>" at its only
+		// space: a password with one was ambiguous input (extauth.ParseInput
+		// refuses it; this is for any other client).
+		if strings.Contains(req.Password, " ") {
+			return extauth.Response{Status: extauth.Denied}
+		}
 		res, labels, err := a.Verify(ctx, req.User, req.Password)
-		if err != nil {
+		var limited *authn.LimitError
+		switch {
+		case errors.Is(err, authn.ErrBusy) || errors.As(err, &limited):
+			// Not an error of ours, and a flood must not flood the log.
+			klog.V(2).InfoS("login not checked", "reason", err.Error())
+			return extauth.Response{Status: extauth.Error, Body: []byte(err.Error())}
+		case err != nil:
 			klog.ErrorS(err, "login not checked")
 			return extauth.Response{Status: extauth.Error, Body: []byte(err.Error())}
 		}

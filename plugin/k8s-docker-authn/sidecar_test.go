@@ -139,6 +139,11 @@ var contract = []loginCase{
 	{"valid pull login", "team/app/1", "pull-current", 0, pullLabels},
 	{"wrong password", "team/app/3", "wrong", 1, nil},
 	{"password with a space", "team/app/3", "push current", 1, nil},
+	// docker_auth writes "ci-bot correct horse" for both: ambiguous, denied
+	// (before, it logged in as ci-bot with password "correct horse").
+	{"password with a space that verifies", "ci-bot", "correct horse", 1, nil},
+	{"docker_auth user with a space", "ci-bot correct", "horse", 1, nil},
+	{"password over 72 bytes", "team/app/3", "push-current" + strings.Repeat("x", 61), 1, nil},
 	{"rotation out of range", "team/app/9", "push-current", 1, nil},
 	{"unknown user", "other/app/1", "push-current", 2, nil},
 	{"anonymous", "", "", 2, nil},
@@ -176,6 +181,7 @@ func TestSidecarContract(t *testing.T) {
 	srv, _ := apiServer(t,
 		acct("push-app", "team/app", 3, "push", hashOf(t, "push-current"), hashOf(t, "push-next")),
 		acct("pull-app", "team/app", 1, "pull", hashOf(t, "pull-current"), hashOf(t, "pull-next")),
+		staticAcct("ci-bot", hashOf(t, "correct horse")),
 	)
 	kc := kubeconfig(t, srv.URL)
 	logs := captureKlog(t)
