@@ -8,10 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -24,20 +22,22 @@ import (
 	rbaclisters "k8s.io/client-go/listers/rbac/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/worker"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
 	registrylisters "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 const controllerAgentName = "imageregistry-controller"
+
+// controllerName names the controller in logs and metrics.
+const controllerName = "imageregistry"
 
 // Defaults for Options fields left empty.
 const (
@@ -150,14 +150,14 @@ type Controller struct {
 
 	// queue holds registries to sync; AddAfter on it schedules certificate
 	// renewals, using opts.Clock so tests can move time.
-	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	queue worker.Queue
 	// recorder tells users about bad input and repairs as Events on the registry.
 	recorder record.EventRecorder
 
 	opts Options
 
 	// syncHandler is a seam for tests of the queue plumbing.
-	syncHandler func(ctx context.Context, key cache.ObjectName) error
+	syncHandler worker.SyncFunc
 }
 
 // NewController returns a controller over the given informers. The Secret
@@ -214,12 +214,9 @@ func NewController(
 		serviceAccountsSynced: serviceAccountInformer.Informer().HasSynced,
 		roleBindingsLister:    roleBindingInformer.Lister(),
 		roleBindingsSynced:    roleBindingInformer.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
-			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "ImageRegistries", Clock: opts.Clock},
-		),
-		recorder: recorder,
-		opts:     opts,
+		queue:                 worker.NewQueue("ImageRegistries", opts.Clock),
+		recorder:              recorder,
+		opts:                  opts,
 	}
 	c.syncHandler = c.sync
 
@@ -250,61 +247,19 @@ func NewController(
 
 // Run starts workers after the caches have synced and blocks until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-
-	logger.Info("Starting ImageRegistry controller")
-	if ok := cache.WaitForNamedCacheSyncWithContext(ctx,
+	return worker.Run(ctx, controllerName, c.queue, workers, c.syncHandler, []cache.InformerSynced{
 		c.registriesSynced, c.statefulSetsSynced, c.servicesSynced, c.configMapsSynced,
-		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced); !ok {
-		return errors.New("failed to wait for caches to sync")
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.runWorker, time.Second)
-	}
-	logger.Info("Started workers", "count", workers)
-	<-ctx.Done()
-	logger.Info("Shutting down workers")
-	return nil
+		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced,
+	})
 }
 
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-	logger := klog.LoggerWithValues(klog.FromContext(ctx), "imageRegistry", klog.KRef(key.Namespace, key.Name))
-	if err := c.syncHandler(klog.NewContext(ctx, logger), key); err != nil {
-		c.queue.AddRateLimited(key)
-		metrics.SyncErrors.WithLabelValues("imageregistry").Inc()
-		logger.Error(err, "Sync failed, requeuing")
-		return true
-	}
-	c.queue.Forget(key)
-	return true
-}
-
-func (c *Controller) enqueue(obj interface{}) {
-	key, err := cache.DeletionHandlingObjectToName(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(key)
-}
+func (c *Controller) enqueue(obj interface{}) { worker.Enqueue(c.queue, obj) }
 
 // ownedHandler enqueues the ImageRegistry controlling an object; objects
 // without such an owner go to unowned, if given.
 func (c *Controller) ownedHandler(unowned func(metav1.Object)) cache.ResourceEventHandler {
 	handle := func(obj interface{}) {
-		object, ok := metaObject(obj)
+		object, ok := worker.MetaObject(obj)
 		if !ok {
 			return
 		}
@@ -319,8 +274,8 @@ func (c *Controller) ownedHandler(unowned func(metav1.Object)) cache.ResourceEve
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: handle,
 		UpdateFunc: func(old, cur interface{}) {
-			o, _ := metaObject(old)
-			n, _ := metaObject(cur)
+			o, _ := worker.MetaObject(old)
+			n, _ := worker.MetaObject(cur)
 			if o != nil && n != nil && o.GetResourceVersion() == n.GetResourceVersion() {
 				return // a resync: nothing changed
 			}
@@ -328,21 +283,6 @@ func (c *Controller) ownedHandler(unowned func(metav1.Object)) cache.ResourceEve
 		},
 		DeleteFunc: handle,
 	}
-}
-
-// metaObject unwraps deletion tombstones.
-func metaObject(obj interface{}) (metav1.Object, bool) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	// meta.Accessor also reads the compact entries of the shared Secret
-	// cache (imagesecret.TrimForCache).
-	o, err := meta.Accessor(obj)
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("unexpected object type %T", obj))
-		return nil, false
-	}
-	return o, true
 }
 
 // handleUserConfigMap enqueues the registries whose spec.auth.configMapName

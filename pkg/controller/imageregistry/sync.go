@@ -79,7 +79,8 @@ func (s *syncState) requeueNoLaterThan(t time.Time) {
 // spec. Bad input ends as a condition and a Warning event; an error return
 // means "retry with back-off".
 func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
-	logger := klog.FromContext(ctx)
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "imageRegistry", klog.KRef(key.Namespace, key.Name))
+	ctx = klog.NewContext(ctx, logger)
 	cached, err := c.registriesLister.ImageRegistries(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) {
 		// Owned objects go with it through garbage collection.

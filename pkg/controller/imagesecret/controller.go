@@ -22,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -30,16 +29,15 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/worker"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
 	listers "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 // Kind selects which of the two credential kinds a Controller serves. Its
@@ -175,14 +173,14 @@ type Controller struct {
 	accountsSynced cache.InformerSynced
 
 	// queue holds object names; rotation and grace-period ends are AddAfter timers on it.
-	queue workqueue.TypedRateLimitingInterface[cache.ObjectName]
+	queue worker.Queue
 	// recorder emits events on the push/pull objects.
 	recorder record.EventRecorder
 
 	// Test seams.
 	clock       clock.WithTicker
 	randRead    io.Reader
-	syncHandler func(ctx context.Context, key cache.ObjectName) error
+	syncHandler worker.SyncFunc
 	verifier    *verifier
 	// written lets syncs skip live reads when the cache holds their own
 	// last writes (freshness.go).
@@ -272,15 +270,12 @@ func newController(
 		registrySynced: registryInformer.Informer().HasSynced,
 		accountLister:  CompactAccounts(accountInformer).Lister(),
 		accountsSynced: accountInformer.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
-			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "image" + string(opts.Kind) + "secrets", Clock: opts.Clock},
-		),
-		recorder: recorder,
-		clock:    opts.Clock,
-		randRead: rand.Reader,
-		verifier: newVerifier(),
-		written:  newLastWrites(),
+		queue:          worker.NewQueue("image"+string(opts.Kind)+"secrets", opts.Clock),
+		recorder:       recorder,
+		clock:          opts.Clock,
+		randRead:       rand.Reader,
+		verifier:       newVerifier(),
+		written:        newLastWrites(),
 	}
 	c.syncHandler = c.sync
 
@@ -334,44 +329,9 @@ func newController(
 // Run waits for the caches, starts the workers and the account sweep, and
 // blocks until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting image secret controller", "kind", c.kind)
-
-	if ok := cache.WaitForNamedCacheSyncWithContext(ctx, c.objectsSynced, c.secretsSynced, c.registrySynced, c.accountsSynced); !ok {
-		return fmt.Errorf("failed to wait for %s caches to sync", c.kind)
-	}
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.runWorker, time.Second)
-	}
-	go c.runSweeper(ctx)
-	logger.Info("Started workers", "kind", c.kind, "count", workers)
-	<-ctx.Done()
-	logger.Info("Shutting down workers", "kind", c.kind)
-	return nil
-}
-
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.syncHandler(ctx, key)
-	if err == nil {
-		c.queue.Forget(key)
-		return true
-	}
-	utilruntime.HandleErrorWithContext(ctx, err, "Error syncing; requeuing for later retry", "kind", c.kind, "objectReference", key)
-	metrics.SyncErrors.WithLabelValues("image" + string(c.kind) + "secret").Inc()
-	c.queue.AddRateLimited(key)
-	return true
+	return worker.Run(ctx, "image"+string(c.kind)+"secret", c.queue, workers, c.syncHandler,
+		[]cache.InformerSynced{c.objectsSynced, c.secretsSynced, c.registrySynced, c.accountsSynced},
+		c.runSweeper)
 }
 
 // runSweeper deletes orphan accounts at start and every SweepInterval.
@@ -390,18 +350,11 @@ func (c *Controller) runSweeper(ctx context.Context) {
 	}
 }
 
-func (c *Controller) enqueue(obj interface{}) {
-	name, err := cache.DeletionHandlingObjectToName(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(name)
-}
+func (c *Controller) enqueue(obj interface{}) { worker.Enqueue(c.queue, obj) }
 
 // handleSecret enqueues the object controlling a generated Secret.
 func (c *Controller) handleSecret(obj interface{}) {
-	object, ok := unwrapTombstone(obj)
+	object, ok := worker.MetaObject(obj)
 	if !ok {
 		return
 	}
@@ -416,7 +369,7 @@ func (c *Controller) handleSecret(obj interface{}) {
 // handleAccount enqueues the object an account mirrors, so that an edited or
 // deleted account is put back.
 func (c *Controller) handleAccount(obj interface{}) {
-	object, ok := unwrapTombstone(obj)
+	object, ok := worker.MetaObject(obj)
 	if !ok {
 		return
 	}
@@ -429,7 +382,7 @@ func (c *Controller) handleAccount(obj interface{}) {
 
 // handleRegistry enqueues every object that resolves to the registry.
 func (c *Controller) handleRegistry(obj interface{}) {
-	object, ok := unwrapTombstone(obj)
+	object, ok := worker.MetaObject(obj)
 	if !ok {
 		return
 	}
@@ -468,17 +421,4 @@ func registryServingChanged(old, cur *v1alpha1.ImageRegistry) bool {
 	return old.Status.Hostname != cur.Status.Hostname ||
 		old.Status.CA != cur.Status.CA ||
 		registryReady(old) != registryReady(cur)
-}
-
-func unwrapTombstone(obj interface{}) (metav1.Object, bool) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	// meta.Accessor also reads compact cache entries (compact.go).
-	o, err := meta.Accessor(obj)
-	if err != nil {
-		utilruntime.HandleError(fmt.Errorf("decoding object, invalid type %T", obj))
-		return nil, false
-	}
-	return o, true
 }
