@@ -26,7 +26,10 @@ func TestProcessNext(t *testing.T) {
 	// A failed sync comes back, rate-limited, and is counted.
 	q.Add(key)
 	var synced []cache.ObjectName
-	fail := func(_ context.Context, k cache.ObjectName) error { synced = append(synced, k); return errors.New("boom") }
+	fail := func(_ context.Context, k cache.ObjectName) error {
+		synced = append(synced, k)
+		return errors.New("boom")
+	}
 	if !ProcessNext(t.Context(), "test-controller", q, fail) {
 		t.Fatal("ProcessNext stopped on a live queue")
 	}
