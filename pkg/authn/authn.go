@@ -266,7 +266,7 @@ type toCompare struct {
 //     whoever the user: bcrypt would ignore its end.
 //   - a login the verified cache holds: no compare, no wait, no budget.
 //   - any other: first the budgets of the client address and the user
-//     name must hold a token (else a *LimitError), then a compare slot
+//     name (without its rotation suffix) must hold a token (else a *LimitError), then a compare slot
 //     (else ErrBusy), then one compare per hash that may verify the login,
 //     each paid with a token, stopping at the first that verifies: one for
 //     a rotating login, at most one per distinct valid hash of a static
@@ -331,9 +331,13 @@ func (a *Authenticator) VerifyFrom(ctx context.Context, client netip.Addr, user,
 		}
 	}
 
-	// Not served by the cache: the login pays for its compares. A login
-	// that can verify pays from the budget of its account's user name; any
-	// other from that of the name it gave, in a table of its own.
+	// Not served by the cache: the login pays for its compares, from the
+	// budget of its client address and of its user name without the
+	// rotation suffix. The key depends on the name alone, never on which
+	// accounts exist or which rotations are in range, so that the answers
+	// to a made-up name run out exactly like a real one's. Only the table
+	// differs: names of accounts apart from made-up ones, which then
+	// cannot push an account's budget out, however many.
 	ch := charge{}
 	if a.limits != nil {
 		ch.client = a.limits.client
@@ -342,10 +346,16 @@ func (a *Authenticator) VerifyFrom(ctx context.Context, client netip.Addr, user,
 		} else {
 			ch.client = nil
 		}
-		if len(hashes) > 0 {
-			ch.user, ch.userKey = a.limits.accounts, Username(hashes[0].account)
-		} else {
-			ch.user, ch.userKey = a.limits.others, l.Name
+		ch.userKey = l.Name
+		if l.HasRotation {
+			ch.userKey = l.Base
+		}
+		ch.user = a.limits.others
+		for _, acc := range accounts {
+			if Username(acc) == ch.userKey {
+				ch.user = a.limits.accounts
+				break
+			}
 		}
 	}
 	if err := ch.check(now); err != nil {

@@ -227,11 +227,10 @@ func (l *failureLimiter) len() int {
 type limits struct {
 	// client holds the budgets of client addresses.
 	client *failureLimiter
-	// accounts holds the budgets of user names that name an account that
-	// can verify the login; others those of every other login name
-	// (unknown users, rotations out of range, expired accounts). Apart,
-	// so that made-up names, however many, never push an account's
-	// budget out.
+	// accounts holds the budgets of user names (without a rotation
+	// suffix) that are an account's username; others those of all other
+	// names. Apart, so that made-up names, however many, never push an
+	// account's budget out; a budget behaves the same in either table.
 	accounts, others *failureLimiter
 }
 

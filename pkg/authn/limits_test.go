@@ -124,7 +124,7 @@ func TestDefaultLimitsOn(t *testing.T) {
 	o := NewOptions()
 	if o.UserLimitBurst != 10 || o.UserLimitInterval != 6*time.Second || o.ClientLimitBurst != 30 || o.ClientLimitInterval != time.Second ||
 		o.CompareQueue != 64 || o.CompareWait != time.Second || o.LimitEntries != 10000 || o.CompareConcurrency != 0 {
-		t.Errorf("defaults changed: %+v (update README, plugin/README.md and docs/security.md)", o)
+		t.Errorf("defaults changed: %+v (update plugin/README.md and docs/security.md)", o)
 	}
 	f := newFixtureWith(t, nil)
 	if f.auth.limits.client == nil || f.auth.limits.accounts == nil || f.auth.limits.others == nil || f.auth.gate == nil {
@@ -149,11 +149,11 @@ func limitOpts(o *Options) {
 	o.ClientLimitBurst, o.ClientLimitInterval = 5, 10*time.Second
 }
 
-// TestUserLimit: a user name that failed its budget's worth of compares
-// is refused without a compare until the budget refills; unknown names
-// have budgets too (else a 429 would tell which names exist), kept apart
-// from the accounts', so that made-up names cannot push an account's
-// budget out.
+// TestUserLimit: a user name that failed its budget's worth of compares,
+// under any rotation, is refused without a compare until the budget
+// refills; unknown names have budgets too (else a 429 would tell which
+// names exist), kept apart from the accounts', so that made-up names
+// cannot push an account's budget out.
 func TestUserLimit(t *testing.T) {
 	f := newFixtureWith(t, func(o *Options) { limitOpts(o); o.LimitEntries = 2 },
 		rotating(t, "push-x", "team/app", 1, pushLabels, "p0", "p1", "p2"))
@@ -170,7 +170,7 @@ func TestUserLimit(t *testing.T) {
 		{user: "team/app/1", pw: "w3", want: Denied, compares: 1},
 		{user: "team/app/1", pw: "w4", limited: true},
 		{user: "team/app/1", pw: "p1", limited: true},             // even the right password: the budget is empty
-		{user: "team/app/9", pw: "p1", want: Denied, compares: 1}, // out of range: not the account's budget
+		{user: "team/app/9", pw: "p1", limited: true}, // out of range: the same budget
 		// Made-up names, more than the table holds, each with a budget.
 		{user: "ghost-a", pw: "x", want: NoMatch, compares: 1},
 		{user: "ghost-b", pw: "x", want: NoMatch, compares: 1},
@@ -204,6 +204,32 @@ func TestUserLimit(t *testing.T) {
 	}
 	if n := f.auth.limits.others.len(); n > 2 {
 		t.Errorf("%d budgets of unknown names held, want at most 2", n)
+	}
+}
+
+// TestBudgetsDoNotTellWhichNamesExist: the same logins against an
+// account's name and a made-up one are answered the same way, 429s
+// included, whichever rotations and readings they use.
+func TestBudgetsDoNotTellWhichNamesExist(t *testing.T) {
+	f := newFixtureWith(t, limitOpts, rotating(t, "push-x", "team/app", 1, pushLabels, "p0", "p1", "p2"), static(t, "ci", "ci", "static-a"))
+	pattern := func(names ...string) string {
+		var out []string
+		for i := 0; i < 4; i++ {
+			for _, n := range names {
+				_, _, err := f.auth.Verify(context.Background(), n, "wrong")
+				var le *LimitError
+				out = append(out, fmt.Sprint(errors.As(err, &le)))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct{ known, unknown []string }{
+		{[]string{"team/app/1", "team/app/2", "team/app/9", "team/app"}, []string{"team/ghost/1", "team/ghost/2", "team/ghost/9", "team/ghost"}},
+		{[]string{"ci", "ci/3"}, []string{"ghost", "ghost/3"}},
+	} {
+		if k, u := pattern(tc.known...), pattern(tc.unknown...); k != u {
+			t.Errorf("limited: %v for %v, %v for %v", k, tc.known, u, tc.unknown)
+		}
 	}
 }
 
