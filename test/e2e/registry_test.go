@@ -54,9 +54,6 @@ func registryOwnedObjects(name string) []ownedObject {
 		{"ServiceAccount", name + "-auth", func(ctx context.Context, e *env, n string) (metav1.Object, error) {
 			return e.cp.Client.CoreV1().ServiceAccounts(e.ns).Get(ctx, n, metav1.GetOptions{})
 		}},
-		{"Role", name + "-auth", func(ctx context.Context, e *env, n string) (metav1.Object, error) {
-			return e.cp.Client.RbacV1().Roles(e.ns).Get(ctx, n, metav1.GetOptions{})
-		}},
 		{"RoleBinding", name + "-auth", func(ctx context.Context, e *env, n string) (metav1.Object, error) {
 			return e.cp.Client.RbacV1().RoleBindings(e.ns).Get(ctx, n, metav1.GetOptions{})
 		}},
