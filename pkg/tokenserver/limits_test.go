@@ -210,3 +210,34 @@ func TestFailedLoginLimits(t *testing.T) {
 		t.Errorf("another client: %d, want 401", w.Code)
 	}
 }
+
+// TestRefusalsSummarized: logins refused without a check do not write a
+// log line each (a flood would flood the log): at most one summary per
+// interval, with counts by reason; the requests themselves at -v=2.
+func TestRefusalsSummarized(t *testing.T) {
+	var buf strings.Builder
+	restore := captureKlog(&buf)
+	defer restore()
+	a := &recordingAuthenticator{err: &authn.LimitError{Client: true, RetryAfter: time.Second}}
+	s := newTestServer(t, a)
+	for i := 0; i < 50; i++ {
+		s.get("team/app/1", "pw", scopeParams())
+	}
+	a.err = authn.ErrBusy
+	for i := 0; i < 5; i++ {
+		s.get("team/app/1", "pw", scopeParams())
+	}
+	s.clock.Step(refusalSummaryInterval)
+	s.get("team/app/1", "pw", scopeParams())
+	flushKlog()
+	out := buf.String()
+	if n := strings.Count(out, "token request"); n != 0 {
+		t.Errorf("%d access log lines for refused logins at -v=0:\n%s", n, out)
+	}
+	if n := strings.Count(out, "logins refused without a check"); n != 2 {
+		t.Fatalf("%d summaries, want 2 (the first refusal, then one interval later):\n%s", n, out)
+	}
+	if !strings.Contains(out, "clientLimit=1 userLimit=0 busy=0") || !strings.Contains(out, "clientLimit=49 userLimit=0 busy=6") {
+		t.Errorf("summaries do not count by reason:\n%s", out)
+	}
+}

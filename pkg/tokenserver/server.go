@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -69,10 +70,11 @@ type Options struct {
 // /readyz). Metrics are served apart (MetricsHandler), so that the port
 // clients reach does not expose them.
 type Server struct {
-	opts   Options
-	issuer *issuer
-	clock  clock.PassiveClock
-	mux    *http.ServeMux
+	opts     Options
+	issuer   *issuer
+	clock    clock.PassiveClock
+	mux      *http.ServeMux
+	refusals refusals
 }
 
 // New makes a Server.
@@ -163,19 +165,72 @@ const realmHeader = `Basic realm="registry-auth"`
 // password or a token.
 type accessLog struct {
 	account string
+	client  netip.Addr
 	service string
 	scopes  []string
 	granted []string
 	status  int
 	reason  string
+	// unchecked: the login was refused without a check (busy, or over a
+	// failed-login limit); such lines go to -v=2 and a summary.
+	unchecked string
 }
+
+// refusalSummaryInterval is how often, at most, the log sums up the
+// logins refused without a check. A flood of them would otherwise flood
+// the log with a line each.
+const refusalSummaryInterval = 10 * time.Second
+
+// refusals counts logins refused without a check since the last summary.
+type refusals struct {
+	mu     sync.Mutex
+	last   time.Time
+	counts map[string]int
+}
+
+// note counts one refusal and logs the summary when the last is
+// refusalSummaryInterval old (or there was none).
+func (rf *refusals) note(reason string, now time.Time) {
+	rf.mu.Lock()
+	if rf.counts == nil {
+		rf.counts = map[string]int{}
+	}
+	rf.counts[reason]++
+	if !rf.last.IsZero() && now.Sub(rf.last) < refusalSummaryInterval {
+		rf.mu.Unlock()
+		return
+	}
+	counts := rf.counts
+	rf.counts, rf.last = nil, now
+	rf.mu.Unlock()
+	kv := []any{"interval", refusalSummaryInterval.String()}
+	for _, k := range []string{refusedClientLimit, refusedUserLimit, refusedBusy} {
+		kv = append(kv, k, counts[k])
+	}
+	klog.InfoS("logins refused without a check (each at -v=2)", kv...)
+}
+
+// Reasons of refusals without a check.
+const (
+	refusedClientLimit = "clientLimit"
+	refusedUserLimit   = "userLimit"
+	refusedBusy        = "busy"
+)
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // wall time for the duration, whatever the token clock
 	al := &accessLog{}
 	defer func() {
 		metrics.TokenRequests.WithLabelValues(metrics.TokenOutcome(al.status)).Inc()
-		klog.InfoS("token request",
+		logger := klog.V(0)
+		if al.unchecked != "" {
+			s.refusals.note(al.unchecked, s.clock.Now())
+			logger = klog.V(2)
+		}
+		if !logger.Enabled() {
+			return
+		}
+		kv := []any{
 			"remote", r.RemoteAddr,
 			"account", al.account,
 			"service", al.service,
@@ -183,7 +238,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 			"granted", al.granted,
 			"status", al.status,
 			"reason", al.reason,
-			"duration", time.Since(start).String())
+			"duration", time.Since(start).String(),
+		}
+		if al.client.IsValid() && al.client != remoteIP(r.RemoteAddr) {
+			kv = append(kv, "client", al.client.String())
+		}
+		logger.InfoS("token request", kv...)
 	}()
 	fail := func(code int, reason string) {
 		al.status, al.reason = code, reason
@@ -232,6 +292,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ip := s.clientAddr(r)
+	al.client = ip
 	var labels map[string][]string
 	if user != "" {
 		if len(password) > authn.MaxBcryptPasswordLength {
@@ -253,10 +314,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case errors.As(err, &limited):
+			al.unchecked = refusedUserLimit
+			if limited.Client {
+				al.unchecked = refusedClientLimit
+			}
 			w.Header().Set("Retry-After", strconv.FormatInt(authn.RetryAfterSeconds(limited.RetryAfter), 10))
 			fail(http.StatusTooManyRequests, limited.Error())
 			return
 		case errors.Is(err, authn.ErrBusy):
+			al.unchecked = refusedBusy
 			w.Header().Set("Retry-After", strconv.FormatInt(authn.RetryAfterSeconds(authn.BusyRetryAfter), 10))
 			fail(http.StatusServiceUnavailable, err.Error())
 			return
