@@ -47,6 +47,8 @@ func main() {
 		return nil
 	})
 	flag.StringVar(&f.metricsAddr, "metrics-addr", ":5003", "Plain-HTTP address of /metrics, apart from the token port that clients reach. Empty: no metrics.")
+	flag.DurationVar(&f.refusalDelay, "refusal-delay", tokenserver.DefaultRefusalDelay, "Hold the answer (429) to a login refused over a failed-login limit this long, at most its Retry-After, so that a client that does not wait as told gets one answer per this interval on each connection. 0: answer at once.")
+	flag.IntVar(&f.maxDelayed, "refusal-delay-max", tokenserver.DefaultMaxDelayed, "Answers held by --refusal-delay at once; beyond it they are answered at once.")
 	flag.Func("trusted-proxies", "Comma-separated addresses or CIDRs of proxies in front of the token server whose X-Forwarded-For header names the client (for the failed-login limit per client and the ACL's ip). Default: none; the header is ignored and the client is the connection's peer.", func(v string) error {
 		p, err := parsePrefixes(v)
 		f.trustedProxies = append(f.trustedProxies, p...)
@@ -55,6 +57,10 @@ func main() {
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	if f.refusalDelay < 0 || f.maxDelayed < 0 {
+		fmt.Fprintln(os.Stderr, "--refusal-delay and --refusal-delay-max must not be negative")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -74,6 +80,8 @@ type flags struct {
 	services        []string
 	metricsAddr     string
 	trustedProxies  []netip.Prefix
+	refusalDelay    time.Duration
+	maxDelayed      int
 }
 
 // parsePrefixes parses comma-separated addresses (one host each) and
@@ -149,6 +157,7 @@ func run(ctx context.Context, f flags) error {
 		return err
 	}
 	srv.SetTrustedProxies(f.trustedProxies)
+	srv.SetRefusalDelay(f.refusalDelay, f.maxDelayed)
 	concurrency := st.opts.CompareConcurrency
 	if concurrency == 0 {
 		concurrency = authn.DefaultCompareConcurrency()
@@ -157,7 +166,7 @@ func run(ctx context.Context, f flags) error {
 		"compareConcurrency", concurrency, "compareQueue", st.opts.CompareQueue, "compareWait", st.opts.CompareWait,
 		"userLimit", fmt.Sprintf("%d, then 1/%s", st.opts.UserLimitBurst, st.opts.UserLimitInterval),
 		"clientLimit", fmt.Sprintf("%d, then 1/%s", st.opts.ClientLimitBurst, st.opts.ClientLimitInterval),
-		"trustedProxies", f.trustedProxies)
+		"trustedProxies", f.trustedProxies, "refusalDelay", f.refusalDelay, "refusalDelayMax", f.maxDelayed)
 	if f.metricsAddr != "" {
 		ms := &http.Server{Addr: f.metricsAddr, Handler: tokenserver.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {

@@ -169,7 +169,7 @@ func TestUserLimit(t *testing.T) {
 		{user: "team/app/2", pw: "w2", want: Denied, compares: 1}, // another rotation, the same account
 		{user: "team/app/1", pw: "w3", want: Denied, compares: 1},
 		{user: "team/app/1", pw: "w4", limited: true},
-		{user: "team/app/1", pw: "p1", limited: true},             // even the right password: the budget is empty
+		{user: "team/app/1", pw: "p1", limited: true}, // even the right password: the budget is empty
 		{user: "team/app/9", pw: "p1", limited: true}, // out of range: the same budget
 		// Made-up names, more than the table holds, each with a budget.
 		{user: "ghost-a", pw: "x", want: NoMatch, compares: 1},

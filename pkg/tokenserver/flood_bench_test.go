@@ -2,6 +2,7 @@ package tokenserver
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -26,11 +27,20 @@ import (
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 )
 
+// floodPace spaces each valid client's requests (0: back to back). Paced,
+// the valid clients leave the cores room, and their p99 shows what a
+// flood adds to a login's latency; back to back they saturate 2 cores on
+// their own (client and server share the process), and the p99 is their
+// own queueing.
+var floodPace = flag.Duration("flood.pace", 5*time.Millisecond, "BenchmarkLoginFlood: time between one valid client's requests (8 clients; 0: back to back)")
+
 // floodConfig is one row of BenchmarkLoginFlood.
 type floodConfig struct {
 	name  string
 	flood bool
 	opts  func(*authn.Options)
+	// delay: registry-auth's default --refusal-delay and -max.
+	delay bool
 }
 
 // BenchmarkLoginFlood measures valid logins that the verified cache
@@ -46,7 +56,7 @@ type floodConfig struct {
 // names. It reports the valid logins' p50 and p99, the attackers' request
 // rate and how they were answered, and the process's CPU use.
 //
-//	go test -run X -bench LoginFlood -benchtime 4000x ./pkg/tokenserver
+//	go test -run X -bench LoginFlood -benchtime 8000x ./pkg/tokenserver [-flood.pace=0]
 //
 // Rows:
 //   - no-flood: the valid clients alone.
@@ -54,17 +64,20 @@ type floodConfig struct {
 //     core, an unbounded queue, no budgets), with today's dummy compares.
 //   - flood/gate-only: today's gate, no budgets (an attacker with more
 //     addresses than budgets matter for).
-//   - flood/defaults: everything at its default.
+//   - flood/budgets: today's gate and budgets, 429s answered at once.
+//   - flood/defaults: everything at registry-auth's defaults, 429s held
+//     for --refusal-delay.
 func BenchmarkLoginFlood(b *testing.B) {
 	for _, cfg := range []floodConfig{
-		{"no-flood", false, nil},
+		{"no-flood", false, nil, true},
 		{"flood/old-gate", true, func(o *authn.Options) {
 			o.CompareConcurrency = 2 * runtime.GOMAXPROCS(0)
 			o.CompareQueue, o.CompareWait = 1<<30, time.Hour
 			o.UserLimitBurst, o.ClientLimitBurst = 0, 0
-		}},
-		{"flood/gate-only", true, func(o *authn.Options) { o.UserLimitBurst, o.ClientLimitBurst = 0, 0 }},
-		{"flood/defaults", true, nil},
+		}, false},
+		{"flood/gate-only", true, func(o *authn.Options) { o.UserLimitBurst, o.ClientLimitBurst = 0, 0 }, true},
+		{"flood/budgets", true, nil, false},
+		{"flood/defaults", true, nil, true},
 	} {
 		b.Run(cfg.name, func(b *testing.B) { benchFlood(b, cfg) })
 	}
@@ -90,7 +103,11 @@ func benchFlood(b *testing.B, cfg floodConfig) {
 	a := startFloodAuthenticator(b, cfg.opts,
 		account("push", "team/app", 1, "push", "team", validPW, 4), // the operator's default cost
 		static)
-	ts := httptest.NewServer(newTestServer(b, a))
+	srv := newTestServer(b, a)
+	if cfg.delay {
+		srv.SetRefusalDelay(DefaultRefusalDelay, DefaultMaxDelayed)
+	}
+	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	u, _ := url.Parse(ts.URL)
 	base := "http://" + u.Host + "/auth?" + scopeParams("repository:team/web:pull").Encode()
@@ -168,9 +185,18 @@ func benchFlood(b *testing.B, cfg floodConfig) {
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
-		go func() {
+		go func(g int) {
 			defer wg.Done()
+			// Spread the clients over the pace, each on its own schedule;
+			// one that falls behind does not catch up in a burst.
+			due := start.Add(time.Duration(g) * *floodPace / 8)
 			for {
+				if *floodPace > 0 {
+					if d := time.Until(due); d > 0 {
+						time.Sleep(d)
+					}
+					due = maxTime(due.Add(*floodPace), time.Now())
+				}
 				i := int(next.Add(1)) - 1
 				if i >= b.N {
 					return
@@ -182,7 +208,7 @@ func benchFlood(b *testing.B, cfg floodConfig) {
 					failed.Add(1)
 				}
 			}
-		}()
+		}(g)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -214,6 +240,13 @@ func benchFlood(b *testing.B, cfg floodConfig) {
 			b.ReportMetric(100*float64(byCode[code])/float64(max(total, 1)), fmt.Sprintf("%%%d", code))
 		}
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // clientFrom is an HTTP client whose connections come from the local

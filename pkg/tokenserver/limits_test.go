@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"k8s.io/client-go/tools/cache"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
@@ -239,5 +240,39 @@ func TestRefusalsSummarized(t *testing.T) {
 	}
 	if !strings.Contains(out, "clientLimit=1 userLimit=0 busy=0") || !strings.Contains(out, "clientLimit=49 userLimit=0 busy=6") {
 		t.Errorf("summaries do not count by reason:\n%s", out)
+	}
+}
+
+// TestRefusalHeld: a 429 is held for RefusalDelay (at most its
+// Retry-After, which then tells the rest), while fewer than MaxDelayed are
+// held; beyond that it is answered at once.
+func TestRefusalHeld(t *testing.T) {
+	a := &recordingAuthenticator{err: &authn.LimitError{RetryAfter: 5 * time.Second}}
+	s := newTestServer(t, a)
+	clk := clocktesting.NewFakeClock(time.Now())
+	s.opts.DelayClock = clk
+	s.SetRefusalDelay(time.Second, 1)
+	held := make(chan *httptest.ResponseRecorder, 1)
+	go func() { held <- s.get("team/app/1", "pw", scopeParams()) }()
+	for deadline := time.Now().Add(5 * time.Second); !clk.HasWaiters(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first refusal is not held")
+		}
+	}
+	// One is held already: the next is answered at once.
+	if w := s.get("team/app/1", "pw", scopeParams()); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "5" {
+		t.Errorf("second refusal: %d Retry-After %q, want 429 5", w.Code, w.Header().Get("Retry-After"))
+	}
+	select {
+	case w := <-held:
+		t.Fatalf("answered before the delay: %d", w.Code)
+	default:
+	}
+	clk.Step(time.Second)
+	if w := <-held; w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "4" {
+		t.Errorf("held refusal: %d Retry-After %q, want 429 4", w.Code, w.Header().Get("Retry-After"))
+	}
+	if n := s.delayed.Load(); n != 0 {
+		t.Errorf("%d answers still counted as held", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -64,7 +65,25 @@ type Options struct {
 	// to change. The client address keys the failed-login limit per
 	// client and is the ACL's ip.
 	TrustedProxies []netip.Prefix
+	// RefusalDelay holds the answer to a login refused over a failed-login
+	// limit for this long (at most its Retry-After), so that a client that
+	// does not wait as told gets no more than one answer per delay on each
+	// connection: a held request costs a timer, not CPU. 0: answer at once.
+	RefusalDelay time.Duration
+	// MaxDelayed bounds the answers held at once (and so the memory an
+	// attacker with many connections can make them hold); beyond it, they
+	// are answered at once.
+	MaxDelayed int
+	// DelayClock times RefusalDelay; nil means the real clock.
+	DelayClock clock.Clock
 }
+
+// Defaults of the refusal delay (registry-auth's --refusal-delay and
+// --refusal-delay-max).
+const (
+	DefaultRefusalDelay = time.Second
+	DefaultMaxDelayed   = 256
+)
 
 // Server serves the token endpoint (/auth) and health endpoints (/healthz,
 // /readyz). Metrics are served apart (MetricsHandler), so that the port
@@ -75,6 +94,8 @@ type Server struct {
 	clock    clock.PassiveClock
 	mux      *http.ServeMux
 	refusals refusals
+	// delayed counts the answers held by RefusalDelay.
+	delayed atomic.Int64
 }
 
 // New makes a Server.
@@ -98,6 +119,9 @@ func New(o Options) (*Server, error) {
 	s := &Server{opts: o, issuer: is, clock: o.Clock}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
+	}
+	if s.opts.DelayClock == nil {
+		s.opts.DelayClock = clock.RealClock{}
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/auth", s.serveToken)
@@ -151,6 +175,12 @@ func NewFromConfig(cfg *authconfig.Config, a Authenticator, ready func() bool, s
 // SetTrustedProxies sets Options.TrustedProxies; call it before serving.
 func (s *Server) SetTrustedProxies(p []netip.Prefix) {
 	s.opts.TrustedProxies = p
+}
+
+// SetRefusalDelay sets Options.RefusalDelay and MaxDelayed; call it before
+// serving.
+func (s *Server) SetRefusalDelay(d time.Duration, maxDelayed int) {
+	s.opts.RefusalDelay, s.opts.MaxDelayed = d, maxDelayed
 }
 
 // ServeHTTP serves the token and health endpoints.
@@ -318,7 +348,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 			if limited.Client {
 				al.unchecked = refusedClientLimit
 			}
-			w.Header().Set("Retry-After", strconv.FormatInt(authn.RetryAfterSeconds(limited.RetryAfter), 10))
+			held := s.hold(r.Context(), limited.RetryAfter)
+			w.Header().Set("Retry-After", strconv.FormatInt(authn.RetryAfterSeconds(limited.RetryAfter-held), 10))
 			fail(http.StatusTooManyRequests, limited.Error())
 			return
 		case errors.Is(err, authn.ErrBusy):
@@ -377,6 +408,29 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(body)
+}
+
+// hold waits up to RefusalDelay (at most retryAfter) before a refusal is
+// answered, unless MaxDelayed answers are held already or the request
+// ends, and tells how long it waited.
+func (s *Server) hold(ctx context.Context, retryAfter time.Duration) time.Duration {
+	d := min(s.opts.RefusalDelay, retryAfter)
+	if d <= 0 {
+		return 0
+	}
+	if s.delayed.Add(1) > int64(s.opts.MaxDelayed) {
+		s.delayed.Add(-1)
+		return 0
+	}
+	defer s.delayed.Add(-1)
+	start := s.opts.DelayClock.Now()
+	t := s.opts.DelayClock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+	case <-ctx.Done():
+	}
+	return s.opts.DelayClock.Since(start)
 }
 
 // clientAddr is the address of the client that sent r: the connection's
