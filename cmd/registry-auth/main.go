@@ -15,6 +15,13 @@
 // Anything else is rejected at start-up: unknown keys by the strict config
 // loader, a missing or foreign ext_auth command here, since this server has
 // no other authenticator.
+//
+// Login floods (docs/security.md, "Logins"): the authenticator's compare
+// gate and failed-login budgets come from ext_auth.args (--auth-compare-*,
+// --auth-user-limit-*, --auth-client-limit-*, --auth-limit-entries); the
+// command line sets what only an HTTP server has: --trusted-proxies (whose
+// X-Forwarded-For names the client; default none) and --refusal-delay /
+// --refusal-delay-max (a 429 is held up to 1s, at most 256 at once).
 package main
 
 import (
