@@ -382,6 +382,9 @@ func TestLimitsMatchAuthn(t *testing.T) {
 	if extauth.MaxUsernameLength != authn.MaxUsernameLength || extauth.MaxPasswordLength != authn.MaxPasswordLength {
 		t.Errorf("extauth limits %d/%d, authn %d/%d", extauth.MaxUsernameLength, extauth.MaxPasswordLength, authn.MaxUsernameLength, authn.MaxPasswordLength)
 	}
+	if extauth.MaxBcryptPasswordLength != authn.MaxBcryptPasswordLength {
+		t.Errorf("extauth refuses passwords over %d bytes, authn over %d", extauth.MaxBcryptPasswordLength, authn.MaxBcryptPasswordLength)
+	}
 }
 
 func TestSidecarHealth(t *testing.T) {
