@@ -17,6 +17,12 @@ const (
 	TokenDenied     = "denied"
 	TokenBadRequest = "bad_request"
 	TokenError      = "error"
+	// TokenLimited: refused without a check, a failed-login budget is
+	// used up (429).
+	TokenLimited = "limited"
+	// TokenBusy: refused without a check, every bcrypt slot and the wait
+	// queue are taken (503).
+	TokenBusy = "busy"
 )
 
 var (
@@ -63,7 +69,7 @@ var (
 	TokenRequests = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "registry_auth",
 		Name:           "token_requests_total",
-		Help:           "Token requests by outcome: issued, denied (bad credentials), bad_request, error (backend unavailable).",
+		Help:           "Token requests by outcome: issued, denied (bad credentials), limited (a failed-login budget used up), busy (no bcrypt slot free), bad_request, error (backend unavailable).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"outcome"})
 )
@@ -84,6 +90,8 @@ func TokenOutcome(status int) string {
 		return TokenIssued
 	case status == 401 || status == 403:
 		return TokenDenied
+	case status == 429:
+		return TokenLimited
 	case status >= 400 && status < 500:
 		return TokenBadRequest
 	default:

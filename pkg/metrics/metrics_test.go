@@ -14,7 +14,7 @@ func TestRegisteredAndExposed(t *testing.T) {
 	Rotations.WithLabelValues("push", "scheduled").Inc()
 	TokenRequests.WithLabelValues(TokenOutcome(401)).Inc()
 	want := `
-# HELP registry_auth_token_requests_total [ALPHA] Token requests by outcome: issued, denied (bad credentials), bad_request, error (backend unavailable).
+# HELP registry_auth_token_requests_total [ALPHA] Token requests by outcome: issued, denied (bad credentials), limited (a failed-login budget used up), busy (no bcrypt slot free), bad_request, error (backend unavailable).
 # TYPE registry_auth_token_requests_total counter
 registry_auth_token_requests_total{outcome="denied"} 1
 `
@@ -27,7 +27,7 @@ registry_auth_token_requests_total{outcome="denied"} 1
 }
 
 func TestTokenOutcome(t *testing.T) {
-	for status, want := range map[int]string{200: TokenIssued, 401: TokenDenied, 400: TokenBadRequest, 405: TokenBadRequest, 503: TokenError, 500: TokenError} {
+	for status, want := range map[int]string{200: TokenIssued, 401: TokenDenied, 429: TokenLimited, 400: TokenBadRequest, 405: TokenBadRequest, 503: TokenError, 500: TokenError} {
 		if got := TokenOutcome(status); got != want {
 			t.Errorf("TokenOutcome(%d) = %s, want %s", status, got, want)
 		}

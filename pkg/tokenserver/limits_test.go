@@ -13,12 +13,14 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics/testutil"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
+	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -274,5 +276,36 @@ func TestRefusalHeld(t *testing.T) {
 	}
 	if n := s.delayed.Load(); n != 0 {
 		t.Errorf("%d answers still counted as held", n)
+	}
+}
+
+// TestRefusalOutcomes: logins refused unchecked have outcomes of their own
+// in registry_auth_token_requests_total, apart from bad requests and
+// backend errors.
+func TestRefusalOutcomes(t *testing.T) {
+	counter := func(outcome string) float64 {
+		v, err := testutil.GetCounterMetricValue(metrics.TokenRequests.WithLabelValues(outcome))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		err     error
+		outcome string
+	}{
+		{&authn.LimitError{RetryAfter: time.Millisecond}, metrics.TokenLimited},
+		{&authn.LimitError{Client: true, RetryAfter: time.Millisecond}, metrics.TokenLimited},
+		{authn.ErrBusy, metrics.TokenBusy},
+	} {
+		s := newTestServer(t, &recordingAuthenticator{err: tc.err})
+		bad, errs, before := counter(metrics.TokenBadRequest), counter(metrics.TokenError), counter(tc.outcome)
+		s.get("team/app/1", "pw", scopeParams("repository:team/web:pull"))
+		if got := counter(tc.outcome) - before; got != 1 {
+			t.Errorf("%v: %s +%v, want +1", tc.err, tc.outcome, got)
+		}
+		if counter(metrics.TokenBadRequest) != bad || counter(metrics.TokenError) != errs {
+			t.Errorf("%v counted as a bad request or an error", tc.err)
+		}
 	}
 }

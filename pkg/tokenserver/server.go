@@ -251,7 +251,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // wall time for the duration, whatever the token clock
 	al := &accessLog{}
 	defer func() {
-		metrics.TokenRequests.WithLabelValues(metrics.TokenOutcome(al.status)).Inc()
+		outcome := metrics.TokenOutcome(al.status)
+		if al.unchecked == refusedBusy {
+			outcome = metrics.TokenBusy // a 503 of its own, not a backend error
+		}
+		metrics.TokenRequests.WithLabelValues(outcome).Inc()
 		logger := klog.V(0)
 		if al.unchecked != "" {
 			s.refusals.note(al.unchecked, s.clock.Now())
