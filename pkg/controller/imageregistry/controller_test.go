@@ -130,7 +130,8 @@ func TestCreate(t *testing.T) {
 
 	svc, _ := f.kubeClient.CoreV1().Services("team-a").Get(f.ctx, "reg", metav1.GetOptions{})
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Annotations[AnnotationExternalDNSHostname] != host ||
-		svc.Spec.Ports[0].Port != 443 || svc.Spec.Ports[0].TargetPort.IntValue() != 5000 || svc.Spec.Ports[1].Port != 5001 {
+		svc.Spec.Ports[0].Port != 443 || svc.Spec.Ports[0].TargetPort.IntValue() != 5000 || svc.Spec.Ports[1].Port != 5001 ||
+		svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 		t.Errorf("LoadBalancer Service: %+v %v", svc.Spec, svc.Annotations)
 	}
 	hl, _ := f.kubeClient.CoreV1().Services("team-a").Get(f.ctx, "reg-headless", metav1.GetOptions{})

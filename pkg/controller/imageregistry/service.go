@@ -36,6 +36,11 @@ func loadBalancerService(reg *v1alpha1.ImageRegistry, hostname string) *corev1.S
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeLoadBalancer,
 			Selector: selectorLabels(reg),
+			// Local keeps the client's address, which the token server's
+			// per-client login budgets need (with Cluster every client
+			// behind a node looks like that node). Set at creation only
+			// (mergeService leaves it): an admin may choose Cluster.
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
 			Ports: []corev1.ServicePort{
 				{Name: "registry", Port: servicePort, TargetPort: intstr.FromInt32(registryPort), Protocol: corev1.ProtocolTCP},
 				{Name: "auth", Port: authPort, TargetPort: intstr.FromInt32(authPort), Protocol: corev1.ProtocolTCP},
