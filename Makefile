@@ -32,6 +32,7 @@ verify: lint ## Fail when generated code is stale or code is unformatted.
 lint: ## go vet and gofmt.
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
+	cd hack/bench && $(GO) vet ./...
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/generated/'))"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
@@ -56,7 +57,7 @@ images-test: build ## Check that the image build is reproducible and the image r
 	cd hack/tools/images && IMAGES_BIN_DIR=$(BIN_DIR) $(GO) test -count=1 ./...
 
 bench: tools build ## Scale benchmark on the real control plane (not part of test); BENCH_ARGS=--n=100,1000 for a quicker run.
-	$(GO) build -o _output/bin/bench ./hack/bench
+	cd hack/bench && $(GO) build -o $(BIN_DIR)/bench .
 	_output/bin/bench --bin-dir $(BIN_DIR) $(BENCH_ARGS)
 
 clean: ## Remove build outputs (keeps the Go caches).

@@ -411,8 +411,8 @@ func buildFloor(ctx context.Context, dir string) (string, error) {
 		goBin = "go"
 	}
 	out := filepath.Join(dir, "extauthfloor")
-	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", out, "./hack/bench/extauthfloor")
-	cmd.Dir = root
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", out, "./extauthfloor")
+	cmd.Dir = filepath.Join(root, "hack", "bench") // its own module
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build the floor program: %v: %s", err, b)
