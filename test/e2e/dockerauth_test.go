@@ -197,14 +197,7 @@ spec:
   registryRef: {name: %s, namespace: %s}
 `, other, exampleRegistry, u.ns), "apply", "-f", "-")
 		u.kubectlNS(t, other, "", "wait", "--for=condition=Ready", "--timeout=2m", "imagepushsecret/intruder")
-		intruder := u.creds(t, other, "intruder-image-push-secret")
-		_, err = u.crane.PushRandom(ctx, intruder, u.image("app:by-other-namespace"))
-		denied(t, "push to "+u.ns+"/* with a push secret of "+other, err)
-		_, err = u.crane.Pull(ctx, intruder, ref)
-		denied(t, "pull of "+u.ns+"/* with a push secret of "+other, err)
-		if _, err := u.crane.PushRandom(ctx, intruder, u.dp.Hostname()+"/"+other+"/app:v1"); err != nil {
-			t.Fatalf("push to its own namespace with the push secret of %s: %v", other, err)
-		}
+		u.checkIntruder(t, other, ref)
 
 		anonymous := &dataplane.Credentials{DockerConfigDir: t.TempDir(), CAFile: pull.CAFile}
 		_, err = u.crane.Pull(ctx, anonymous, ref)

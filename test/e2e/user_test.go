@@ -100,18 +100,27 @@ spec:
 	}
 	u.kubectl(t, "patch", "imageregistry", exampleRegistry, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"access":{"namespaces":[%q]}}}`, other))
 	u.kubectlNS(t, other, "", "wait", "--for=condition=Ready", "--timeout=2m", "imagepushsecret/intruder")
+	u.checkIntruder(t, other, ref)
+	// Anonymous, with TLS still verified: no docker config, the CA only.
+	anonymous := &dataplane.Credentials{DockerConfigDir: t.TempDir(), CAFile: pull.CAFile}
+	_, err = u.crane.Pull(ctx, anonymous, ref)
+	denied(t, "anonymous pull", err)
+}
+
+// checkIntruder: the push secret "intruder" of namespace other, admitted
+// to this registry, gets nothing of this namespace's repositories (the
+// default ACL) and may push to its own namespace's.
+func (u *userEnv) checkIntruder(t *testing.T, other, ref string) {
+	t.Helper()
+	ctx := context.Background()
 	intruder := u.creds(t, other, "intruder-image-push-secret")
-	_, err = u.crane.PushRandom(ctx, intruder, u.image("app:by-other-namespace"))
+	_, err := u.crane.PushRandom(ctx, intruder, u.image("app:by-other-namespace"))
 	denied(t, "push to "+u.ns+"/* with a push secret of "+other, err)
 	_, err = u.crane.Pull(ctx, intruder, ref)
 	denied(t, "pull of "+u.ns+"/* with a push secret of "+other, err)
 	if _, err := u.crane.PushRandom(ctx, intruder, u.dp.Hostname()+"/"+other+"/app:v1"); err != nil {
 		t.Fatalf("push to its own namespace with the push secret of %s: %v", other, err)
 	}
-	// Anonymous, with TLS still verified: no docker config, the CA only.
-	anonymous := &dataplane.Credentials{DockerConfigDir: t.TempDir(), CAFile: pull.CAFile}
-	_, err = u.crane.Pull(ctx, anonymous, ref)
-	denied(t, "anonymous pull", err)
 }
 
 // otherNamespace makes a second namespace, deleted at the test's end.
