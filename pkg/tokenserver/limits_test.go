@@ -12,17 +12,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics/testutil"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
-	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
-	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // recordingAuthenticator answers every login with err (or ok) and records
@@ -150,31 +145,13 @@ func TestClientAddress(t *testing.T) {
 }
 
 // startLimitedAuthenticator runs pkg/authn with failed-login budgets of
-// burst, one more per interval.
+// burst (twice that per client), refilled once an hour.
 func startLimitedAuthenticator(t testing.TB, burst int, accounts ...*registryv1alpha1.ImageRegistryAccount) *authn.Authenticator {
 	t.Helper()
-	client := fake.NewSimpleClientset()
-	for _, a := range accounts {
-		if _, err := client.RegistryV1alpha1().ImageRegistryAccounts(testNS).Create(context.Background(), a, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(testNS))
-	o := authn.NewOptions()
-	o.Namespace = testNS
-	o.UserLimitBurst, o.UserLimitInterval = burst, time.Hour
-	o.ClientLimitBurst, o.ClientLimitInterval = 2*burst, time.Hour
-	a, err := authn.New(factory.Registry().V1alpha1().ImageRegistryAccounts(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); factory.Shutdown() })
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), a.HasSynced) {
-		t.Fatal("not synced")
-	}
-	return a
+	return startAuthenticatorWith(t, func(o *authn.Options) {
+		o.UserLimitBurst, o.UserLimitInterval = burst, time.Hour
+		o.ClientLimitBurst, o.ClientLimitInterval = 2*burst, time.Hour
+	}, accounts...)
 }
 
 // TestFailedLoginLimits: with pkg/authn behind it, a user name over its

@@ -56,6 +56,13 @@ func account(name, username string, rotation int64, typ, ns, pw string, cost int
 // startAuthenticator runs pkg/authn over a fake clientset holding accounts.
 func startAuthenticator(t testing.TB, accounts ...*registryv1alpha1.ImageRegistryAccount) *authn.Authenticator {
 	t.Helper()
+	return startAuthenticatorWith(t, nil, accounts...)
+}
+
+// startAuthenticatorWith is startAuthenticator with the default options
+// changed by opts.
+func startAuthenticatorWith(t testing.TB, opts func(*authn.Options), accounts ...*registryv1alpha1.ImageRegistryAccount) *authn.Authenticator {
+	t.Helper()
 	client := fake.NewSimpleClientset()
 	for _, a := range accounts {
 		if _, err := client.RegistryV1alpha1().ImageRegistryAccounts(testNS).Create(context.Background(), a, metav1.CreateOptions{}); err != nil {
@@ -65,6 +72,9 @@ func startAuthenticator(t testing.TB, accounts ...*registryv1alpha1.ImageRegistr
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(testNS))
 	o := authn.NewOptions()
 	o.Namespace = testNS
+	if opts != nil {
+		opts(o)
+	}
 	a, err := authn.New(factory.Registry().V1alpha1().ImageRegistryAccounts(), o)
 	if err != nil {
 		t.Fatal(err)
