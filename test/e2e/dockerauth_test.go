@@ -140,18 +140,7 @@ func TestDockerAuth(t *testing.T) {
 	step(t, "push and pull", func(t *testing.T) {
 		push := u.creds(t, u.ns, examplePushSecret)
 		pull := u.creds(t, u.ns, examplePullSecret)
-		var err error
-		if digest, err = u.crane.PushRandom(ctx, push, ref); err != nil {
-			t.Fatalf("crane push with the push Secret: %v", err)
-		}
-		pulled, err := u.crane.Pull(ctx, pull, ref)
-		if err != nil {
-			t.Fatalf("crane pull with the pull Secret: %v", err)
-		}
-		if pulled != digest {
-			t.Fatalf("crane pulled %s, pushed %s", pulled, digest)
-		}
-		t.Logf("crane: pushed and pulled %s@%s", ref, digest)
+		digest = u.pushAndPull(t, push, pull, ref)
 
 		dir, got, err := sk.Pull(ctx, pull, ref)
 		if err != nil {

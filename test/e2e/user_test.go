@@ -57,20 +57,9 @@ func TestUserPushPull(t *testing.T) {
 	push := u.creds(t, u.ns, examplePushSecret)
 	pull := u.creds(t, u.ns, examplePullSecret)
 	ref := u.image("app:v1")
-	pushed, err := u.crane.PushRandom(ctx, push, ref)
-	if err != nil {
-		t.Fatalf("push with the push Secret: %v", err)
-	}
-	pulled, err := u.crane.Pull(ctx, pull, ref)
-	if err != nil {
-		t.Fatalf("pull with the pull Secret: %v", err)
-	}
-	if pulled != pushed {
-		t.Fatalf("pulled digest %s, pushed %s", pulled, pushed)
-	}
-	t.Logf("pushed and pulled %s@%s", ref, pushed)
+	u.pushAndPull(t, push, pull, ref)
 
-	_, err = u.crane.PushRandom(ctx, pull, u.image("app:by-pull-secret"))
+	_, err := u.crane.PushRandom(ctx, pull, u.image("app:by-pull-secret"))
 	denied(t, "push with the pull Secret", err)
 
 	// A push secret of another namespace, for this registry (registryRef
@@ -105,6 +94,27 @@ spec:
 	anonymous := &dataplane.Credentials{DockerConfigDir: t.TempDir(), CAFile: pull.CAFile}
 	_, err = u.crane.Pull(ctx, anonymous, ref)
 	denied(t, "anonymous pull", err)
+}
+
+// pushAndPull pushes a random image to ref with crane and the push
+// credentials, pulls it with the pull credentials, compares the digests and
+// returns the digest.
+func (u *userEnv) pushAndPull(t *testing.T, push, pull *dataplane.Credentials, ref string) string {
+	t.Helper()
+	ctx := context.Background()
+	pushed, err := u.crane.PushRandom(ctx, push, ref)
+	if err != nil {
+		t.Fatalf("crane push with the push Secret: %v", err)
+	}
+	pulled, err := u.crane.Pull(ctx, pull, ref)
+	if err != nil {
+		t.Fatalf("crane pull with the pull Secret: %v", err)
+	}
+	if pulled != pushed {
+		t.Fatalf("crane pulled digest %s, pushed %s", pulled, pushed)
+	}
+	t.Logf("crane: pushed and pulled %s@%s", ref, pushed)
+	return pushed
 }
 
 // checkIntruder: the push secret "intruder" of namespace other, admitted

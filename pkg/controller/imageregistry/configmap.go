@@ -312,7 +312,7 @@ func (c *Controller) ensureRegistryConfig(ctx context.Context, reg *v1alpha1.Ima
 	if _, err := ensureObject(ctx, c, reg, "ConfigMap", cur, desired, c.kubeClient.CoreV1().ConfigMaps(reg.Namespace), mergeConfigMapData); err != nil {
 		return err
 	}
-	st.registryConfig, st.trust, st.jwks = data, trust, trust.jwks
+	st.registryConfig, st.trust = data, trust
 	return nil
 }
 

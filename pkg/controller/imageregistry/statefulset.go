@@ -42,7 +42,7 @@ const (
 func configHash(st *syncState) string {
 	h := sha256.New()
 	for _, b := range [][]byte{
-		st.registryConfig, st.jwks, st.authConfig,
+		st.registryConfig, st.trust.jwks, st.authConfig,
 		st.tls.certPEM, st.tls.keyPEM,
 		st.token.certPEM, st.token.keyPEM,
 		st.httpSecret,

@@ -60,9 +60,8 @@ type syncState struct {
 	nextTokenKey crypto.PublicKey
 	// tokenExpiration is the token lifetime the auth config sets.
 	tokenExpiration time.Duration
-	// trust is the token key set the registry trusts; jwks its JWKS.
+	// trust is the token key set the registry trusts, with its JWKS.
 	trust       *tokenTrust
-	jwks        []byte
 	statefulSet *appsv1.StatefulSet
 	// requeueAt is the earliest time the registry must be looked at again
 	// without an event: a certificate renewal or a user Secret re-read.
@@ -153,9 +152,10 @@ func (c *Controller) checkImages(reg *v1alpha1.ImageRegistry) error {
 		return nil
 	}
 	i := reg.Spec.Images
-	for field, image := range map[string]string{"registry": i.Registry, "auth": i.Auth, "dockerAuth": i.DockerAuth} {
-		if image != "" && !imageAllowed(image, c.opts.AllowedImages) {
-			return badInput(ReasonImageNotAllowed, "spec.images.%s %q is not among the images the operator allows (--allowed-images)", field, image)
+	// In a fixed order, so that the condition message is stable.
+	for _, f := range []struct{ field, image string }{{"registry", i.Registry}, {"auth", i.Auth}, {"dockerAuth", i.DockerAuth}} {
+		if f.image != "" && !imageAllowed(f.image, c.opts.AllowedImages) {
+			return badInput(ReasonImageNotAllowed, "spec.images.%s %q is not among the images the operator allows (--allowed-images)", f.field, f.image)
 		}
 	}
 	return nil
