@@ -3,22 +3,15 @@ package main
 import (
 	"context"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
-	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistry"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
-
-// managedOnly limits a list/watch to objects the operator made.
-func managedOnly(opts *metav1.ListOptions) {
-	opts.LabelSelector = labels.Set{registryv1alpha1.LabelManagedBy: registryv1alpha1.ManagedByValue}.String()
-}
 
 // clients are the API clients the controllers share.
 type clients struct {
@@ -31,21 +24,28 @@ type clients struct {
 // newControllers builds every controller on shared informer factories. It
 // must run before the factories start: controllers add indexers.
 func newControllers(ctx context.Context, o *options, c clients) (map[string]runnable, []starter, error) {
-	f := newInformerFactories(o, c.kube, c.registry)
-	registries := f.registry.Registry().V1alpha1().ImageRegistries()
-	// The Secret and account caches hold compact entries
-	// (imagesecret.TrimForCache); both controllers read them through
-	// imagesecret.CompactSecrets and CompactAccounts.
-	secrets := f.secrets.Core().V1().Secrets()
+	// Every informer trims what it caches and the Secret and account caches
+	// hold compact entries (objectcache); controllers read them through
+	// its views.
+	f := objectcache.NewFactory(c.kube, c.registry, o.namespace, resyncPeriod)
+	secrets, err := f.Secrets()
+	if err != nil {
+		return nil, nil, err
+	}
+	accounts, err := f.Accounts()
+	if err != nil {
+		return nil, nil, err
+	}
+	registries := f.Registry.Registry().V1alpha1().ImageRegistries()
 
 	registryCtrl, err := imageregistry.NewController(ctx, c.kube, c.registry, c.dynamic,
 		registries,
-		f.kube.Apps().V1().StatefulSets(),
-		f.kube.Core().V1().Services(),
-		f.kube.Core().V1().ConfigMaps(),
+		f.Kube.Apps().V1().StatefulSets(),
+		f.Kube.Core().V1().Services(),
+		f.Kube.Core().V1().ConfigMaps(),
 		secrets,
-		f.kube.Core().V1().ServiceAccounts(),
-		f.kube.Rbac().V1().RoleBindings(),
+		f.Kube.Core().V1().ServiceAccounts(),
+		f.Kube.Rbac().V1().RoleBindings(),
 		imageregistry.Options{
 			OperatorNamespace:      o.operatorNamespace,
 			DNSZone:                o.dnsZone,
@@ -59,28 +59,28 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 	if err != nil {
 		return nil, nil, err
 	}
-	ctrls := map[string]runnable{"imageregistry": registryCtrl}
 
 	// Push and pull secrets: one controller each, on shared informers.
-	accounts := f.registry.Registry().V1alpha1().ImageRegistryAccounts()
-	for _, kind := range []imagesecret.Kind{imagesecret.KindPush, imagesecret.KindPull} {
-		ctrl, err := imagesecret.NewController(ctx, c.kube, c.registry,
-			secrets, registries, accounts,
-			f.registry.Registry().V1alpha1().ImagePushSecrets(),
-			f.registry.Registry().V1alpha1().ImagePullSecrets(),
-			imagesecret.Options{
-				Kind:                      kind,
-				DefaultRegistry:           o.defaultRegistry,
-				DefaultRegistryNamespaces: o.defaultRegistryNamespaces,
-				DefaultRotationInterval:   o.rotationInterval,
-				GracePeriod:               o.gracePeriod,
-				BcryptCost:                o.bcryptCost,
-				Clock:                     clock.RealClock{},
-			})
-		if err != nil {
-			return nil, nil, err
-		}
-		ctrls["image"+string(kind)+"secret"] = ctrl
+	inf := imagesecret.Informers{Secrets: secrets, Accounts: accounts, Registries: registries}
+	opts := imagesecret.Options{
+		DefaultRegistry:           o.defaultRegistry,
+		DefaultRegistryNamespaces: o.defaultRegistryNamespaces,
+		DefaultRotationInterval:   o.rotationInterval,
+		GracePeriod:               o.gracePeriod,
+		BcryptCost:                o.bcryptCost,
+		Clock:                     clock.RealClock{},
 	}
-	return ctrls, []starter{f.kube, f.secrets, f.registry}, nil
+	pushCtrl, err := imagesecret.NewPushController(ctx, c.kube, c.registry, inf, f.Registry.Registry().V1alpha1().ImagePushSecrets(), opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	pullCtrl, err := imagesecret.NewPullController(ctx, c.kube, c.registry, inf, f.Registry.Registry().V1alpha1().ImagePullSecrets(), opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return map[string]runnable{
+		"imageregistry":   registryCtrl,
+		"imagepushsecret": pushCtrl,
+		"imagepullsecret": pullCtrl,
+	}, []starter{f}, nil
 }

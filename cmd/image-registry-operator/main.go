@@ -16,16 +16,13 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
-	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 
 	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
-	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
@@ -176,31 +173,4 @@ type starter interface {
 	Start(stopCh <-chan struct{})
 	WaitForCacheSync(stopCh <-chan struct{}) map[reflect.Type]bool
 	Shutdown()
-}
-
-// informerFactories are shared by all controllers, so that each kind is
-// watched once.
-type informerFactories struct {
-	kube     kubeinformers.SharedInformerFactory
-	secrets  kubeinformers.SharedInformerFactory
-	registry informers.SharedInformerFactory
-}
-
-func newInformerFactories(o *options, kubeClient kubernetes.Interface, registryClient clientset.Interface) informerFactories {
-	// No controller reads managedFields, and they are often the largest
-	// part of a cached object: drop them from every cache. Updates made
-	// from a cached copy leave them out, which the API server reads as
-	// "unchanged".
-	strip := cache.TransformFunc(cacheTransform)
-	return informerFactories{
-		kube: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resyncPeriod,
-			kubeinformers.WithNamespace(o.namespace), kubeinformers.WithTransform(strip)),
-		// Secrets are watched only where the operator made them, so that
-		// unrelated Secrets cost no memory.
-		secrets: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resyncPeriod,
-			kubeinformers.WithNamespace(o.namespace),
-			kubeinformers.WithTweakListOptions(managedOnly), kubeinformers.WithTransform(strip)),
-		registry: informers.NewSharedInformerFactoryWithOptions(registryClient, resyncPeriod,
-			informers.WithNamespace(o.namespace), informers.WithTransform(strip)),
-	}
 }

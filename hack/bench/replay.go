@@ -10,9 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 )
 
 // replayTemplate is what the operator wrote for app-0 of one kind in the
@@ -48,18 +47,18 @@ func (b *bench) replayTemplates(ctx context.Context, ns string) (replayTemplates
 	if err != nil {
 		return t, err
 	}
-	if t.push, err = b.replayTemplate(ctx, imagesecret.KindPush, ns, push, push.Status); err != nil {
+	if t.push, err = b.replayTemplate(ctx, credentials.KindPush, ns, push, push.Status); err != nil {
 		return t, err
 	}
 	pull, err := b.reg.RegistryV1alpha1().ImagePullSecrets(ns).Get(ctx, "app-0", metav1.GetOptions{})
 	if err != nil {
 		return t, err
 	}
-	t.pull, err = b.replayTemplate(ctx, imagesecret.KindPull, ns, pull, pull.Status)
+	t.pull, err = b.replayTemplate(ctx, credentials.KindPull, ns, pull, pull.Status)
 	return t, err
 }
 
-func (b *bench) replayTemplate(ctx context.Context, kind imagesecret.Kind, ns string, o metav1.Object, st v1alpha1.ImageSecretStatus) (replayTemplate, error) {
+func (b *bench) replayTemplate(ctx context.Context, kind credentials.Kind, ns string, o metav1.Object, st v1alpha1.ImageSecretStatus) (replayTemplate, error) {
 	t := replayTemplate{status: st}
 	for _, f := range o.GetManagedFields() {
 		if f.Subresource == "status" {
@@ -73,17 +72,17 @@ func (b *bench) replayTemplate(ctx context.Context, kind imagesecret.Kind, ns st
 		return t, fmt.Errorf("%s app-0 in %s is not a newly issued Ready object (rotation %d, %d hashes)", kind, ns, st.Rotation, len(st.Passwords))
 	}
 	var err error
-	name := imagesecret.AccountName(kind, ns, "app-0")
+	name := credentials.AccountName(kind, ns, "app-0")
 	if t.account, err = b.reg.RegistryV1alpha1().ImageRegistryAccounts(st.RegistryRef.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		return t, err
 	}
 	if t.secret, err = b.kube.CoreV1().Secrets(ns).Get(ctx, st.SecretName, metav1.GetOptions{}); err != nil {
 		return t, err
 	}
-	if t.account.Labels[imagesecret.LabelOwnerName] != "app-0" || t.account.Annotations[imagesecret.AnnotationOwnerUID] == "" {
+	if t.account.Labels[v1alpha1.LabelOwnerName] != "app-0" || t.account.Annotations[v1alpha1.AnnotationOwnerUID] == "" {
 		return t, fmt.Errorf("account %s has no owner labels and annotations", name)
 	}
-	if len(t.secret.OwnerReferences) != 1 || t.secret.Annotations[imagesecret.AnnotationRotatedAt] == "" || t.secret.Labels == nil {
+	if len(t.secret.OwnerReferences) != 1 || t.secret.Annotations[v1alpha1.AnnotationRotatedAt] == "" || t.secret.Labels == nil {
 		return t, fmt.Errorf("Secret %s/%s lacks the operator's owner reference, labels or annotations", ns, st.SecretName)
 	}
 	return t, nil
@@ -102,7 +101,7 @@ func (t replayTemplate) issuingStatus(ns, secretName string, generation int64, h
 	st.Passwords = hashes
 	st.RotationDate = &date
 	st.RotateRequest = ""
-	st.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: imagesecret.Issuing,
+	st.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: imagesecret.ReasonIssuing,
 		Message: "Issuing new credentials", ObservedGeneration: generation, LastTransitionTime: date}}
 	return st
 }
@@ -116,76 +115,24 @@ func (t replayTemplate) setReady(st *v1alpha1.ImageSecretStatus, secretName stri
 	meta.SetStatusCondition(&st.Conditions, c)
 }
 
-// newAccount is write 3: the template account renamed to o, with its hashes
-// (account.go, desiredAccount).
-func (t replayTemplate) newAccount(kind imagesecret.Kind, ns string, o metav1.Object, hashes []string) *v1alpha1.ImageRegistryAccount {
-	name := o.GetName()
-	a := &v1alpha1.ImageRegistryAccount{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        imagesecret.AccountName(kind, ns, name),
-			Namespace:   ns,
-			Labels:      maps.Clone(t.account.Labels),
-			Annotations: maps.Clone(t.account.Annotations),
-		},
-		Spec: *t.account.Spec.DeepCopy(),
-	}
-	a.Labels[imagesecret.LabelOwnerNamespace] = ns
-	a.Labels[imagesecret.LabelOwnerName] = name
-	a.Annotations[imagesecret.AnnotationOwner] = imagesecret.OwnerKey(kind, ns, name)
-	a.Annotations[imagesecret.AnnotationOwnerUID] = string(o.GetUID())
-	a.Spec.Username = ns + "/" + name
-	a.Spec.Passwords = hashes
-	a.Spec.Labels = maps.Clone(a.Spec.Labels)
-	a.Spec.Labels["namespace"] = []string{ns}
-	a.Spec.Labels["name"] = []string{name}
-	return a
+// newAccount is write 3: the account the operator makes for o, with its
+// hashes (pkg/credentials, as the operator builds it).
+func (t replayTemplate) newAccount(kind credentials.Kind, ns string, o metav1.Object, hashes []string) *v1alpha1.ImageRegistryAccount {
+	owner := credentials.Owner{Kind: kind, Namespace: ns, Name: o.GetName(), UID: o.GetUID()}
+	return credentials.NewAccount(owner, ns, 0, hashes)
 }
 
-// newSecret is write 4: the template Secret renamed, controlled by o, with
-// the plaintexts (secret.go, desiredSecret).
-func (t replayTemplate) newSecret(ns, name string, o metav1.Object, cur, next string, now time.Time) (*corev1.Secret, error) {
-	ref := t.secret.OwnerReferences[0]
-	ref.Name, ref.UID = o.GetName(), o.GetUID()
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            name,
-			Namespace:       ns,
-			Labels:          maps.Clone(t.secret.Labels),
-			Annotations:     maps.Clone(t.secret.Annotations),
-			OwnerReferences: []metav1.OwnerReference{ref},
-		},
-		Type: t.secret.Type,
-		Data: maps.Clone(t.secret.Data),
-	}
-	s.Annotations[imagesecret.AnnotationRotatedAt] = now.UTC().Format(time.RFC3339Nano)
-	user := fmt.Sprintf("%s/%s/0", ns, o.GetName())
-	s.Data[imagesecret.KeyUsername] = []byte(user)
-	s.Data[imagesecret.KeyPassword] = []byte(cur)
-	s.Data[imagesecret.KeyNextPassword] = []byte(next)
-	for _, k := range []string{imagesecret.KeyPushConfig, corev1.DockerConfigJsonKey} {
-		if tmpl, ok := s.Data[k]; ok {
-			cfg, err := withCredentials(tmpl, user, cur)
-			if err != nil {
-				return nil, fmt.Errorf("template Secret's %s: %w", k, err)
-			}
-			s.Data[k] = cfg
-		}
-	}
-	return s, nil
-}
-
-// withCredentials returns the template's docker config ({"auths": {host:
-// {"username", "password", "auth"}}}) with every host's login replaced.
-func withCredentials(tmpl []byte, user, password string) ([]byte, error) {
-	var cfg map[string]map[string]map[string]string
-	if err := json.Unmarshal(tmpl, &cfg); err != nil {
-		return nil, err
-	}
-	for _, login := range cfg["auths"] {
-		login["username"], login["password"] = user, password
-		login["auth"] = base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	}
-	return json.Marshal(cfg)
+// newSecret is write 4: the Secret the operator makes for o, with the
+// template's registry and CA and the plaintexts.
+func (t replayTemplate) newSecret(kind credentials.Kind, ns, name string, o metav1.Object, cur, next string, now time.Time) (*corev1.Secret, error) {
+	owner := credentials.Owner{Kind: kind, Namespace: ns, Name: o.GetName(), UID: o.GetUID()}
+	return credentials.NewSecret(owner, name, credentials.SecretContent{
+		Registry:     string(t.secret.Data[credentials.KeyRegistry]),
+		CA:           string(t.secret.Data[credentials.KeyCA]),
+		Password:     cur,
+		NextPassword: next,
+		RotatedAt:    now,
+	})
 }
 
 // newCredential is a password as the operator makes one (32 random bytes,
@@ -209,7 +156,7 @@ type objectClient[T any] interface {
 
 // replayKind is one kind's side of the replay.
 type replayKind[T metav1.Object] struct {
-	kind   imagesecret.Kind
+	kind   credentials.Kind
 	client objectClient[T]
 	newObj func(name string) T
 	status func(T) *v1alpha1.ImageSecretStatus
@@ -227,7 +174,7 @@ func (k replayKind[T]) replay(ctx context.Context, b *bench, ns, name string) er
 	// 1. The finalizer, on the copy the operator's cache holds: without
 	// managedFields.
 	o.SetManagedFields(nil)
-	o.SetFinalizers(append(o.GetFinalizers(), imagesecret.FinalizerAccountCleanup))
+	o.SetFinalizers(append(o.GetFinalizers(), v1alpha1.FinalizerAccountCleanup))
 	update := metav1.UpdateOptions{FieldManager: k.tmpl.manager}
 	create := metav1.CreateOptions{FieldManager: k.tmpl.manager}
 	if o, err = k.client.Update(ctx, o, update); err != nil {
@@ -244,7 +191,7 @@ func (k replayKind[T]) replay(ctx context.Context, b *bench, ns, name string) er
 	}
 	hashes := []string{curHash, nextHash}
 	now := time.Now()
-	secretName := imagesecret.DefaultSecretName(k.kind, name)
+	secretName := credentials.DefaultSecretName(k.kind, name)
 	*k.status(o) = k.tmpl.issuingStatus(ns, secretName, o.GetGeneration(), hashes, now)
 	if o, err = k.client.UpdateStatus(ctx, o, update); err != nil {
 		return fmt.Errorf("publishing the hashes of %s %s: %w", k.kind, name, err)
@@ -254,7 +201,7 @@ func (k replayKind[T]) replay(ctx context.Context, b *bench, ns, name string) er
 		return fmt.Errorf("creating the account of %s %s: %w", k.kind, name, err)
 	}
 	// 4. The Secret.
-	s, err := k.tmpl.newSecret(ns, secretName, o, cur, next, now)
+	s, err := k.tmpl.newSecret(k.kind, ns, secretName, o, cur, next, now)
 	if err != nil {
 		return err
 	}
@@ -286,14 +233,14 @@ func (b *bench) replay(ctx context.Context, n int, tmpl replayTemplates, sr *sca
 	}
 	defer w.stop()
 	push := replayKind[*v1alpha1.ImagePushSecret]{
-		kind: imagesecret.KindPush, client: b.reg.RegistryV1alpha1().ImagePushSecrets(ns), tmpl: tmpl.push,
+		kind: credentials.KindPush, client: b.reg.RegistryV1alpha1().ImagePushSecrets(ns), tmpl: tmpl.push,
 		newObj: func(name string) *v1alpha1.ImagePushSecret {
 			return &v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: b.objectSpec()}
 		},
 		status: func(o *v1alpha1.ImagePushSecret) *v1alpha1.ImageSecretStatus { return &o.Status },
 	}
 	pull := replayKind[*v1alpha1.ImagePullSecret]{
-		kind: imagesecret.KindPull, client: b.reg.RegistryV1alpha1().ImagePullSecrets(ns), tmpl: tmpl.pull,
+		kind: credentials.KindPull, client: b.reg.RegistryV1alpha1().ImagePullSecrets(ns), tmpl: tmpl.pull,
 		newObj: func(name string) *v1alpha1.ImagePullSecret {
 			return &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: b.objectSpec()}
 		},

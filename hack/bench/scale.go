@@ -369,6 +369,9 @@ type watcher struct {
 type sweptStatus struct {
 	rotation     int64
 	rotationDate time.Time
+	// due is the status' nextRotationDate: when the operator will rotate
+	// the object again.
+	due time.Time
 }
 
 type lastStatus struct {
@@ -409,11 +412,14 @@ func (b *bench) watch(ctx context.Context, ns string) (*watcher, error) {
 			if _, seen := w.rotatedAt[uid]; !seen {
 				w.rotatedAt[uid] = now
 				w.rotatedN.Add(1)
-				var date time.Time
+				var date, due time.Time
 				if st.RotationDate != nil {
 					date = st.RotationDate.Time
 				}
-				w.swept[uid] = sweptStatus{rotation: st.Rotation, rotationDate: date}
+				if st.NextRotationDate != nil {
+					due = st.NextRotationDate.Time
+				}
+				w.swept[uid] = sweptStatus{rotation: st.Rotation, rotationDate: date, due: due}
 			}
 		}
 		l, seen := w.last[uid]

@@ -22,7 +22,7 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/acl"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authn"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/tokenserver"
 )
 
@@ -38,7 +38,7 @@ func (b *bench) tokenBench(ctx context.Context, ns string, res *results) error {
 	}
 	var logins []login
 	for _, s := range secrets.Items {
-		if u, p := string(s.Data[imagesecret.KeyUsername]), string(s.Data[imagesecret.KeyPassword]); u != "" && p != "" {
+		if u, p := string(s.Data[credentials.KeyUsername]), string(s.Data[credentials.KeyPassword]); u != "" && p != "" {
 			logins = append(logins, login{u, p})
 		}
 	}

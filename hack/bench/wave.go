@@ -10,8 +10,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 )
 
 // delayMetric is the operator's histogram of how late scheduled rotations
@@ -27,18 +25,22 @@ const delayMetric = "image_registry_operator_rotation_delay_seconds"
 // operator's delay histogram, the workqueue wait, CPU and API requests.
 func (b *bench) wave(ctx context.Context, n int, op *operatorProc, w *watcher, sr *scaleResult) error {
 	interval := b.cfg.rotationInterval
-	span := imagesecret.JitterSpan(interval)
-	deadline := time.Now().Add(interval + span + b.cfg.readyTimeout)
 
-	// Due moments as the operator computes them, from the status the sweep
-	// wrote (rotationDate has whole seconds, in the operator's copy too).
+	// Due moments as the operator published them (status.nextRotationDate)
+	// in the status the sweep wrote; span is the largest jitter among them.
 	w.mu.Lock()
 	uids := make([]types.UID, 0, len(w.swept))
 	due := make(map[types.UID]time.Time, len(w.swept))
 	var firstDue, lastDue time.Time
+	var span time.Duration
 	for uid, s := range w.swept {
+		if s.due.IsZero() {
+			w.mu.Unlock()
+			return fmt.Errorf("object %s has no status.nextRotationDate after the sweep", uid)
+		}
 		uids = append(uids, uid)
-		d := s.rotationDate.Add(interval + imagesecret.Jitter(uid, interval))
+		d := s.due
+		span = max(span, d.Sub(s.rotationDate)-interval)
 		due[uid] = d
 		if firstDue.IsZero() || d.Before(firstDue) {
 			firstDue = d
@@ -48,6 +50,7 @@ func (b *bench) wave(ctx context.Context, n int, op *operatorProc, w *watcher, s
 		}
 	}
 	w.mu.Unlock()
+	deadline := time.Now().Add(interval + span + b.cfg.readyTimeout)
 	if len(uids) != 2*n {
 		return fmt.Errorf("the sweep left %d objects, want %d", len(uids), 2*n)
 	}

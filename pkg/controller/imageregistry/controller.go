@@ -26,12 +26,12 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/worker"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
 	registrylisters "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
 
 const controllerAgentName = "imageregistry-controller"
@@ -172,7 +172,7 @@ func NewController(
 	statefulSetInformer appsinformers.StatefulSetInformer,
 	serviceInformer coreinformers.ServiceInformer,
 	configMapInformer coreinformers.ConfigMapInformer,
-	secretInformer coreinformers.SecretInformer,
+	secrets *objectcache.Secrets,
 	serviceAccountInformer coreinformers.ServiceAccountInformer,
 	roleBindingInformer rbacinformers.RoleBindingInformer,
 	opts Options,
@@ -205,11 +205,10 @@ func NewController(
 		servicesSynced:     serviceInformer.Informer().HasSynced,
 		configMapsLister:   configMapInformer.Lister(),
 		configMapsSynced:   configMapInformer.Informer().HasSynced,
-		// The Secret cache is shared with the push/pull controllers, which
-		// may keep their Secrets there as compact entries; this lister reads
-		// those too (a generated one would panic on them).
-		secretsLister:         imagesecret.CompactSecrets(secretInformer).Lister(),
-		secretsSynced:         secretInformer.Informer().HasSynced,
+		// The Secret cache is shared with the push/pull controllers
+		// (objectcache): its lister expands their compact entries.
+		secretsLister:         secrets.Lister(),
+		secretsSynced:         secrets.HasSynced,
 		serviceAccountsLister: serviceAccountInformer.Lister(),
 		serviceAccountsSynced: serviceAccountInformer.Informer().HasSynced,
 		roleBindingsLister:    roleBindingInformer.Lister(),
@@ -222,8 +221,10 @@ func NewController(
 
 	logger.Info("Setting up event handlers")
 	handlers := []struct {
-		informer cache.SharedIndexInformer
-		handler  cache.ResourceEventHandler
+		informer interface {
+			AddEventHandler(cache.ResourceEventHandler) (cache.ResourceEventHandlerRegistration, error)
+		}
+		handler cache.ResourceEventHandler
 	}{
 		{registryInformer.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueue,
@@ -233,7 +234,7 @@ func NewController(
 		{statefulSetInformer.Informer(), c.ownedHandler(nil)},
 		{serviceInformer.Informer(), c.ownedHandler(nil)},
 		{configMapInformer.Informer(), c.ownedHandler(c.handleUserConfigMap)},
-		{secretInformer.Informer(), c.ownedHandler(c.handleUnownedSecret)},
+		{secrets, c.ownedHandler(c.handleUnownedSecret)},
 		{serviceAccountInformer.Informer(), c.ownedHandler(nil)},
 		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
 	}

@@ -24,7 +24,8 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/authconfig"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
 )
 
@@ -768,15 +769,15 @@ func TestCompactSecretIsReadAsForeign(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: "team-a", Name: "reg-tls",
 			Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
-			Annotations: map[string]string{imagesecret.AnnotationRotatedAt: "2026-11-29T00:00:00Z"},
+			Annotations: map[string]string{v1alpha1.AnnotationRotatedAt: "2026-11-29T00:00:00Z"},
 			OwnerReferences: []metav1.OwnerReference{
 				*metav1.NewControllerRef(pull, v1alpha1.SchemeGroupVersion.WithKind("ImagePullSecret")),
 			},
 		},
 		Type: corev1.SecretTypeDockerConfigJson,
-		Data: map[string][]byte{imagesecret.KeyPassword: []byte("p")},
+		Data: map[string][]byte{credentials.KeyPassword: []byte("p")},
 	}
-	if cached, _ := imagesecret.TrimForCache(generated.DeepCopy()); cached == nil {
+	if cached, _ := objectcache.Transform(generated.DeepCopy()); cached == nil {
 		t.Fatal("not cached")
 	} else if _, typed := cached.(*corev1.Secret); typed {
 		t.Fatal("the test Secret is cached as a typed object, want a compact entry")
@@ -787,7 +788,7 @@ func TestCompactSecretIsReadAsForeign(t *testing.T) {
 	}
 	f.expectReady(reg, metav1.ConditionFalse, ReasonResourceConflict)
 	s, _ := f.kubeClient.CoreV1().Secrets("team-a").Get(f.ctx, "reg-tls", metav1.GetOptions{})
-	if metav1.GetControllerOf(s).Kind != "ImagePullSecret" || string(s.Data[imagesecret.KeyPassword]) != "p" {
+	if metav1.GetControllerOf(s).Kind != "ImagePullSecret" || string(s.Data[credentials.KeyPassword]) != "p" {
 		t.Error("the push/pull controller's Secret was modified")
 	}
 }

@@ -23,9 +23,9 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
 
 const (
@@ -73,12 +73,17 @@ func (f *fixture) controller() *Controller {
 	ctx := f.ctx
 	kubeFactory := kubeinformers.NewSharedInformerFactory(f.kubeClient, 0)
 	regFactory := informers.NewSharedInformerFactory(f.client, 0)
+	secretInformer := kubeFactory.Core().V1().Secrets()
+	secretView, err := objectcache.NewSecrets(secretInformer)
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	c, err := NewController(ctx, f.kubeClient, f.client, f.dynamic,
 		regFactory.Registry().V1alpha1().ImageRegistries(),
 		kubeFactory.Apps().V1().StatefulSets(),
 		kubeFactory.Core().V1().Services(),
 		kubeFactory.Core().V1().ConfigMaps(),
-		kubeFactory.Core().V1().Secrets(),
+		secretView,
 		kubeFactory.Core().V1().ServiceAccounts(),
 		kubeFactory.Rbac().V1().RoleBindings(),
 		Options{OperatorNamespace: testOperatorNS, DNSZone: "registry.example.org", AuthImage: testAuthImage, Clock: f.clock},
@@ -117,11 +122,11 @@ func (f *fixture) controller() *Controller {
 	// those of push and pull objects as compact entries.
 	secrets, _ := k.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelManagedBy + "=" + v1alpha1.ManagedByValue})
 	for i := range secrets.Items {
-		cached, err := imagesecret.TrimForCache(&secrets.Items[i])
+		cached, err := objectcache.Transform(&secrets.Items[i])
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		seed(kubeFactory.Core().V1().Secrets().Informer(), []runtime.Object{cached.(runtime.Object)})
+		seed(secretInformer.Informer(), []runtime.Object{cached.(runtime.Object)})
 	}
 	sas, _ := k.CoreV1().ServiceAccounts("").List(ctx, metav1.ListOptions{})
 	for i := range sas.Items {

@@ -7,12 +7,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 )
 
 // privateRegistry is a registry in regNS that is not the default one.
 const privateRegistry = "private"
 
-func objectFor(kind Kind, ns, name, registryName string) *v1alpha1.ImagePushSecret {
+func objectFor(kind credentials.Kind, ns, name, registryName string) *v1alpha1.ImagePushSecret {
 	o := newObject(kind, ns, name).(*v1alpha1.ImagePushSecret)
 	o.Spec.RegistryRef = &v1alpha1.RegistryRef{Name: registryName, Namespace: regNS}
 	return o
@@ -25,8 +26,8 @@ func (f *fixture) expectNotAllowed(ns, name string) {
 	}
 	cr := f.object(ns, name)
 	c := meta.FindStatusCondition(cr.status.Conditions, v1alpha1.ConditionReady)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != NamespaceNotAllowed {
-		f.t.Errorf("Ready %+v, want False %s", c, NamespaceNotAllowed)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonNamespaceNotAllowed {
+		f.t.Errorf("Ready %+v, want False %s", c, ReasonNamespaceNotAllowed)
 	}
 	if f.account(ns, name) != nil {
 		f.t.Error("an account exists on a registry that does not admit the namespace")
@@ -38,7 +39,7 @@ func (f *fixture) expectNotAllowed(ns, name string) {
 // deletes the account at once (security review, finding 3).
 func TestRegistryAccess(t *testing.T) {
 	reg := registry(regNS, privateRegistry, true)
-	f := newFixture(t, KindPush, reg, objectFor(KindPush, "team", "ci", privateRegistry), objectFor(KindPush, regNS, "own", privateRegistry))
+	f := newFixture(t, credentials.KindPush, reg, objectFor(credentials.KindPush, "team", "ci", privateRegistry), objectFor(credentials.KindPush, regNS, "own", privateRegistry))
 
 	f.mustSync(regNS, "own")
 	f.assertSecretWorks(regNS, "own")
@@ -47,7 +48,7 @@ func TestRegistryAccess(t *testing.T) {
 	if st := f.object("team", "ci").status; len(st.Passwords) != 0 || f.secret("team", "ci") != nil {
 		t.Error("credentials issued for a namespace the registry does not admit")
 	}
-	f.expectEvents("Warning " + NamespaceNotAllowed)
+	f.expectEvents("Warning " + ReasonNamespaceNotAllowed)
 
 	for _, allowed := range [][]string{{"team"}, {"*"}} {
 		reg = reg.DeepCopy()
@@ -65,8 +66,8 @@ func TestRegistryAccess(t *testing.T) {
 	f.syncCaches()
 	f.events()
 	f.expectNotAllowed("team", "ci")
-	f.expectEvents("Normal "+AccountDeleted, "Warning "+NamespaceNotAllowed)
-	if accountAccepts(f.account("team", "ci"), string(s.Data[KeyUsername]), string(s.Data[KeyPassword])) {
+	f.expectEvents("Normal "+ReasonAccountDeleted, "Warning "+ReasonNamespaceNotAllowed)
+	if accountAccepts(f.account("team", "ci"), string(s.Data[credentials.KeyUsername]), string(s.Data[credentials.KeyPassword])) {
 		t.Error("credentials still work after the registry withdrew access")
 	}
 	// Its own namespace is not affected.
@@ -88,8 +89,8 @@ func TestDefaultRegistryAccess(t *testing.T) {
 		{"not listed", []string{"other"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, KindPush, registry(regNS, regName, true), registry(regNS, privateRegistry, true),
-				newObject(KindPush, "team", "ci"), objectFor(KindPush, "team", "private", privateRegistry))
+			f := newFixture(t, credentials.KindPush, registry(regNS, regName, true), registry(regNS, privateRegistry, true),
+				newObject(credentials.KindPush, "team", "ci"), objectFor(credentials.KindPush, "team", "private", privateRegistry))
 			f.c.opts.DefaultRegistryNamespaces = tc.allowed
 			if tc.ok {
 				f.mustSync("team", "ci")

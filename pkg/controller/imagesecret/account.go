@@ -2,108 +2,41 @@ package imagesecret
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
-
-// AccountName is the name of the account mirroring the object of the kind
-// in namespace: "<type>.<namespace>.<name>", unique per kind and object,
-// since namespaces contain no dots, and a DNS subdomain since name is one.
-// Longer than 253 characters it becomes a prefix plus a hash of the whole.
-func AccountName(kind Kind, namespace, name string) string {
-	full := string(kind) + "." + namespace + "." + name
-	if len(full) <= validation.DNS1123SubdomainMaxLength {
-		return full
-	}
-	sum := sha256.Sum256([]byte(full))
-	suffix := hex.EncodeToString(sum[:8])
-	prefix := strings.TrimRight(full[:validation.DNS1123SubdomainMaxLength-len(suffix)-1], ".-")
-	return prefix + "." + suffix
-}
-
-// labelValue returns v if it is a valid label value, else a hash of it, so
-// that long names never produce an invalid (and then empty) selector.
-func labelValue(v string) string {
-	if len(validation.IsValidLabelValue(v)) == 0 {
-		return v
-	}
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:20])
-}
-
-// OwnerKey is the AnnotationOwner value of the object's account.
-func OwnerKey(kind Kind, namespace, name string) string {
-	return string(kind) + "/" + namespace + "/" + name
-}
-
-func parseOwner(s string) (kind Kind, namespace, name string, ok bool) {
-	parts := strings.SplitN(s, "/", 3)
-	if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
-		return "", "", "", false
-	}
-	return Kind(parts[0]), parts[1], parts[2], true
-}
 
 // desiredAccount mirrors the status into the account the authenticator reads.
 func (c *Controller) desiredAccount(cr *imageSecret, registryNamespace string) *v1alpha1.ImageRegistryAccount {
-	ns, name := cr.meta.Namespace, cr.meta.Name
-	rotation := cr.status.Rotation
-	return &v1alpha1.ImageRegistryAccount{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      AccountName(c.kind, ns, name),
-			Namespace: registryNamespace,
-			Labels: map[string]string{
-				v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
-				LabelType:               string(c.kind),
-				LabelOwnerNamespace:     labelValue(ns),
-				LabelOwnerName:          labelValue(name),
-			},
-			Annotations: map[string]string{
-				AnnotationOwner:    OwnerKey(c.kind, ns, name),
-				AnnotationOwnerUID: string(cr.meta.UID),
-			},
-		},
-		Spec: v1alpha1.ImageRegistryAccountSpec{
-			Username:  ns + "/" + name,
-			Rotation:  &rotation,
-			Passwords: append([]string(nil), cr.status.Passwords...),
-			Labels: map[string][]string{
-				"namespace": {ns},
-				"name":      {name},
-				"type":      {string(c.kind)},
-			},
-		},
-	}
+	return credentials.NewAccount(c.owner(cr), registryNamespace, cr.status.Rotation, cr.status.Passwords)
 }
 
 // accountOwnedBy tells whether an existing account mirrors this object (or
 // an earlier object of the same kind, namespace and name, which it adopts).
 func (c *Controller) accountOwnedBy(a *v1alpha1.ImageRegistryAccount, cr *imageSecret) bool {
 	return a.Labels[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue &&
-		a.Annotations[AnnotationOwner] == OwnerKey(c.kind, cr.meta.Namespace, cr.meta.Name)
+		a.Annotations[v1alpha1.AnnotationOwner] == credentials.OwnerKey(c.kind, cr.meta.Namespace, cr.meta.Name)
 }
 
 func accountUpToDate(existing, desired *v1alpha1.ImageRegistryAccount) bool {
-	return hasMetadata(existing, desired) && accountSpecEqual(existing, desired)
+	return hasMetadata(existing, desired) && objectcache.AccountSpecEqual(existing, desired)
 }
 
 // mergeAccount returns a copy of existing (which may come trimmed from the
 // cache) with the desired spec, labels and annotations.
 func mergeAccount(existing, desired *v1alpha1.ImageRegistryAccount) *v1alpha1.ImageRegistryAccount {
 	a := existing.DeepCopy()
-	delete(a.Annotations, cacheDigestKey)
+	a.Annotations = objectcache.WithoutDigest(a.Annotations)
 	mergeMetadata(a, desired)
 	a.Spec = desired.Spec
 	return a
@@ -113,7 +46,7 @@ func mergeAccount(existing, desired *v1alpha1.ImageRegistryAccount) *v1alpha1.Im
 // and ours. The UID precondition keeps it from deleting an account that
 // replaced the one it looked at.
 func (c *Controller) deleteAccount(ctx context.Context, cr *imageSecret, namespace string) (bool, error) {
-	name := AccountName(c.kind, cr.meta.Namespace, cr.meta.Name)
+	name := credentials.AccountName(c.kind, cr.meta.Namespace, cr.meta.Name)
 	accounts := c.registryClient.RegistryV1alpha1().ImageRegistryAccounts(namespace)
 	a, err := accounts.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -140,7 +73,7 @@ func (c *Controller) deleteAccount(ctx context.Context, cr *imageSecret, namespa
 // built from constants only; an empty selector here would match every
 // account, so it is refused.
 func (c *Controller) managedAccountSelector() (labels.Selector, error) {
-	set := labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, LabelType: string(c.kind)}
+	set := labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelType: string(c.kind)}
 	sel, err := labels.ValidatedSelectorFromSet(set)
 	if err != nil {
 		return nil, err
@@ -169,7 +102,7 @@ func (c *Controller) sweep(ctx context.Context) error {
 	}
 	var errs []error
 	for _, a := range accounts {
-		kind, ns, name, ok := parseOwner(a.Annotations[AnnotationOwner])
+		kind, ns, name, ok := credentials.ParseOwnerKey(a.Annotations[v1alpha1.AnnotationOwner])
 		if !ok || kind != c.kind {
 			continue
 		}

@@ -2,7 +2,8 @@
 // ImagePullSecret: for each object it keeps a Secret with rotating registry
 // credentials in the object's namespace and mirrors the password hashes into
 // an ImageRegistryAccount in the registry's namespace, where the registry's
-// authenticator reads them. One Controller serves one kind (Options.Kind).
+// authenticator reads them. One Controller serves one kind
+// (NewPushController, NewPullController).
 //
 // The rotation protocol and why it never locks a client out is described in
 // rotation.go.
@@ -11,7 +12,6 @@ package imagesecret
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -22,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -34,25 +33,16 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/worker"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 	registryinformers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions/registry/v1alpha1"
 	listers "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
-)
-
-// Kind selects which of the two credential kinds a Controller serves. Its
-// value is also the `type` label of the accounts it makes.
-type Kind string
-
-const (
-	KindPush Kind = "push"
-	KindPull Kind = "pull"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
 
 // Options configure a Controller. Zero durations and cost take the defaults.
 type Options struct {
-	// Kind is push (ImagePushSecret) or pull (ImagePullSecret).
-	Kind Kind
 	// DefaultRegistry is used by objects without spec.registryRef. An empty
 	// Name means there is none; an empty Namespace means the object's own.
 	DefaultRegistry types.NamespacedName
@@ -89,62 +79,62 @@ const (
 	DefaultSweepInterval = 10 * time.Minute
 )
 
-// Names this controller writes onto objects.
-const (
-	// FinalizerAccountCleanup on a push or pull object makes its deletion
-	// wait until its ImageRegistryAccount, which lives in another namespace
-	// and so cannot carry an owner reference, is gone.
-	FinalizerAccountCleanup = "registry.mgoltzsche.github.com/account-cleanup"
-	// AnnotationRotatedAt on the generated Secret is when the Secret's
-	// current password became current there (RFC 3339); the grace period of
-	// the previous password runs from it.
-	AnnotationRotatedAt = "registry.mgoltzsche.github.com/rotated-at"
-	// AnnotationOwner on an account is "<type>/<namespace>/<name>" of the
-	// object it mirrors.
-	AnnotationOwner = "registry.mgoltzsche.github.com/owner"
-	// AnnotationOwnerUID on an account is the UID of the object it mirrors.
-	AnnotationOwnerUID = "registry.mgoltzsche.github.com/owner-uid"
-	// LabelType on an account is push or pull.
-	LabelType = "registry.mgoltzsche.github.com/type"
-	// LabelOwnerNamespace and LabelOwnerName on an account name the object it
-	// mirrors; a name longer than a label value allows is hashed.
-	LabelOwnerNamespace = "registry.mgoltzsche.github.com/owner-namespace"
-	LabelOwnerName      = "registry.mgoltzsche.github.com/owner-name"
-)
-
 // Event and condition reasons.
 const (
-	// Issued: the Secret holds credentials whose hashes are published (Ready=True).
-	Issued = "Issued"
-	// Issuing: new credentials are published and on their way to the
+	// ReasonIssued: the Secret holds credentials whose hashes are published (Ready=True).
+	ReasonIssued = "Issued"
+	// ReasonIssuing: new credentials are published and on their way to the
 	// Secret (Ready=False). A reset reads it to tell whether the current
 	// password ever reached a Secret.
-	Issuing = "Issuing"
-	// NoRegistry: the object names no registry and the operator has no default.
-	NoRegistry = "NoRegistry"
-	// RegistryNotFound: the referenced ImageRegistry does not exist (or lives
+	ReasonIssuing = "Issuing"
+	// ReasonNoRegistry: the object names no registry and the operator has no default.
+	ReasonNoRegistry = "NoRegistry"
+	// ReasonRegistryNotFound: the referenced ImageRegistry does not exist (or lives
 	// in a namespace the operator does not watch).
-	RegistryNotFound = "RegistryNotFound"
-	// RegistryNotReady: the registry has no hostname yet or is not Ready.
-	RegistryNotReady = "RegistryNotReady"
-	// NamespaceNotAllowed: the registry's spec.access does not admit the
+	ReasonRegistryNotFound = "RegistryNotFound"
+	// ReasonRegistryNotReady: the registry has no hostname yet or is not Ready.
+	ReasonRegistryNotReady = "RegistryNotReady"
+	// ReasonNamespaceNotAllowed: the registry's spec.access does not admit the
 	// object's namespace; its account, if any, is deleted.
-	NamespaceNotAllowed = "NamespaceNotAllowed"
-	// SecretConflict: a Secret with the target name exists and is not
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonSecretConflict: a Secret with the target name exists and is not
 	// controlled by this object.
-	SecretConflict = "SecretConflict"
-	// AccountConflict: an ImageRegistryAccount with the target name exists
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonAccountConflict: an ImageRegistryAccount with the target name exists
 	// and belongs to someone else.
-	AccountConflict = "AccountConflict"
-	// PasswordsReset: the current password could not be recovered from the
+	ReasonAccountConflict = "AccountConflict"
+	// ReasonPasswordsReset: the current password could not be recovered from the
 	// Secret (deleted or edited), so fresh passwords were issued.
-	PasswordsReset = "PasswordsReset"
-	// SecretRestored: the Secret was missing parts or had been edited and was
+	ReasonPasswordsReset = "PasswordsReset"
+	// ReasonSecretRestored: the Secret was missing parts or had been edited and was
 	// written back.
-	SecretRestored = "SecretRestored"
-	// AccountDeleted: the account of a deleted object, or an orphan, was removed.
-	AccountDeleted = "AccountDeleted"
+	ReasonSecretRestored = "SecretRestored"
+	// ReasonAccountDeleted: the account of a deleted object, or an orphan, was removed.
+	ReasonAccountDeleted = "AccountDeleted"
 )
+
+// setDefaults fills unset options and checks the rest.
+func (o *Options) setDefaults() error {
+	if o.DefaultRotationInterval <= 0 {
+		o.DefaultRotationInterval = DefaultRotationInterval
+	}
+	if o.GracePeriod <= 0 {
+		o.GracePeriod = DefaultGracePeriod
+	}
+	if o.BcryptCost == 0 {
+		o.BcryptCost = DefaultBcryptCost
+	}
+	if o.BcryptCost < bcrypt.MinCost || o.BcryptCost > bcrypt.MaxCost {
+		return fmt.Errorf("bcrypt cost %d is outside [%d, %d]", o.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	return nil
+}
 
 // registryIndex indexes push/pull objects by "<namespace>/<name>" of the
 // registry they resolve to, so that a registry change finds its dependents.
@@ -152,7 +142,7 @@ const registryIndex = "registry"
 
 // Controller keeps Secrets and ImageRegistryAccounts of one kind in step.
 type Controller struct {
-	kind Kind
+	kind credentials.Kind
 	opts Options
 
 	// kubeClient writes Secrets; registryClient writes the objects and accounts.
@@ -164,13 +154,15 @@ type Controller struct {
 	objectIndexer cache.Indexer
 	objectsSynced cache.InformerSynced
 
-	// secretLister sees only Secrets labelled as managed by the operator.
+	// secrets and accounts are read through their listers and told about
+	// this controller's writes (objectcache); the Secret cache holds only
+	// Secrets labelled as managed by the operator.
+	secrets        *objectcache.Secrets
 	secretLister   corelisters.SecretLister
-	secretsSynced  cache.InformerSynced
+	accounts       *objectcache.Accounts
+	accountLister  listers.ImageRegistryAccountLister
 	registryLister listers.ImageRegistryLister
 	registrySynced cache.InformerSynced
-	accountLister  listers.ImageRegistryAccountLister
-	accountsSynced cache.InformerSynced
 
 	// queue holds object names; rotation and grace-period ends are AddAfter timers on it.
 	queue worker.Queue
@@ -182,100 +174,109 @@ type Controller struct {
 	randRead    io.Reader
 	syncHandler worker.SyncFunc
 	verifier    *verifier
-	// written lets syncs skip live reads when the cache holds their own
-	// last writes (freshness.go).
-	written *lastWrites
 }
 
-// NewController returns a controller for opts.Kind. Of pushInformer and
-// pullInformer only the one of that kind is used; the other may be nil.
-// secretInformer should be filtered to LabelManagedBy=ManagedByValue: every
-// Secret this controller makes carries that label.
-func NewController(
-	ctx context.Context,
-	kubeClient kubernetes.Interface,
-	registryClient versioned.Interface,
-	secretInformer coreinformers.SecretInformer,
-	registryInformer registryinformers.ImageRegistryInformer,
-	accountInformer registryinformers.ImageRegistryAccountInformer,
-	pushInformer registryinformers.ImagePushSecretInformer,
-	pullInformer registryinformers.ImagePullSecretInformer,
-	opts Options,
-) (*Controller, error) {
+// Informers are what a Controller watches. Secrets and Accounts come from
+// one objectcache.Factory, shared with the other controllers.
+type Informers struct {
+	Secrets    *objectcache.Secrets
+	Accounts   *objectcache.Accounts
+	Registries registryinformers.ImageRegistryInformer
+}
+
+// NewPushController returns the controller of ImagePushSecrets.
+func NewPushController(ctx context.Context, kubeClient kubernetes.Interface, registryClient versioned.Interface,
+	inf Informers, pushInformer registryinformers.ImagePushSecretInformer, opts Options) (*Controller, error) {
+	a, err := newPushAccess(registryClient, pushInformer)
+	if err != nil {
+		return nil, err
+	}
+	return newController(ctx, kubeClient, registryClient, inf, a, opts, newRecorder(ctx, kubeClient, credentials.KindPush))
+}
+
+// NewPullController returns the controller of ImagePullSecrets.
+func NewPullController(ctx context.Context, kubeClient kubernetes.Interface, registryClient versioned.Interface,
+	inf Informers, pullInformer registryinformers.ImagePullSecretInformer, opts Options) (*Controller, error) {
+	a, err := newPullAccess(registryClient, pullInformer)
+	if err != nil {
+		return nil, err
+	}
+	return newController(ctx, kubeClient, registryClient, inf, a, opts, newRecorder(ctx, kubeClient, credentials.KindPull))
+}
+
+func newPushAccess(client versioned.Interface, inf registryinformers.ImagePushSecretInformer) (*access[*v1alpha1.ImagePushSecret], error) {
+	objects, err := objectcache.NewObjects[*v1alpha1.ImagePushSecret](inf.Informer(), "imagepushsecrets")
+	if err != nil {
+		return nil, err
+	}
+	return &access[*v1alpha1.ImagePushSecret]{
+		kind:    credentials.KindPush,
+		objects: objects,
+		wrap:    wrapPush,
+		client: func(ns string) typedClient[*v1alpha1.ImagePushSecret] {
+			return client.RegistryV1alpha1().ImagePushSecrets(ns)
+		},
+	}, nil
+}
+
+func newPullAccess(client versioned.Interface, inf registryinformers.ImagePullSecretInformer) (*access[*v1alpha1.ImagePullSecret], error) {
+	objects, err := objectcache.NewObjects[*v1alpha1.ImagePullSecret](inf.Informer(), "imagepullsecrets")
+	if err != nil {
+		return nil, err
+	}
+	return &access[*v1alpha1.ImagePullSecret]{
+		kind:    credentials.KindPull,
+		objects: objects,
+		wrap:    wrapPull,
+		client: func(ns string) typedClient[*v1alpha1.ImagePullSecret] {
+			return client.RegistryV1alpha1().ImagePullSecrets(ns)
+		},
+	}, nil
+}
+
+func newRecorder(ctx context.Context, kubeClient kubernetes.Interface, kind credentials.Kind) record.EventRecorder {
 	utilruntime.Must(registryscheme.AddToScheme(scheme.Scheme))
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(0)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubeClient.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "image-" + string(opts.Kind) + "-secret-controller"})
-	return newController(ctx, kubeClient, registryClient, secretInformer, registryInformer, accountInformer, pushInformer, pullInformer, opts, recorder)
+	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "image-" + string(kind) + "-secret-controller"})
 }
 
-// newController is NewController with the event recorder injected (tests).
+// newController wires a controller of the kind objects serves.
 func newController(
 	ctx context.Context,
 	kubeClient kubernetes.Interface,
 	registryClient versioned.Interface,
-	secretInformer coreinformers.SecretInformer,
-	registryInformer registryinformers.ImageRegistryInformer,
-	accountInformer registryinformers.ImageRegistryAccountInformer,
-	pushInformer registryinformers.ImagePushSecretInformer,
-	pullInformer registryinformers.ImagePullSecretInformer,
+	inf Informers,
+	objects objectAccess,
 	opts Options,
 	recorder record.EventRecorder,
 ) (*Controller, error) {
 	logger := klog.FromContext(ctx)
-	if opts.DefaultRotationInterval <= 0 {
-		opts.DefaultRotationInterval = DefaultRotationInterval
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
 	}
-	if opts.GracePeriod <= 0 {
-		opts.GracePeriod = DefaultGracePeriod
-	}
-	if opts.BcryptCost == 0 {
-		opts.BcryptCost = DefaultBcryptCost
-	}
-	if opts.SweepInterval <= 0 {
-		opts.SweepInterval = DefaultSweepInterval
-	}
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
-	}
-
-	var objects objectAccess
-	switch opts.Kind {
-	case KindPush:
-		if pushInformer == nil {
-			return nil, errors.New("push controller needs an ImagePushSecret informer")
-		}
-		objects = &pushAccess{client: registryClient, lister: pushInformer.Lister(), inf: pushInformer.Informer()}
-	case KindPull:
-		if pullInformer == nil {
-			return nil, errors.New("pull controller needs an ImagePullSecret informer")
-		}
-		objects = &pullAccess{client: registryClient, lister: pullInformer.Lister(), inf: pullInformer.Informer()}
-	default:
-		return nil, fmt.Errorf("unknown kind %q: want %q or %q", opts.Kind, KindPush, KindPull)
-	}
+	kind, _ := credentials.KindOf(objects.groupVersionKind().Kind)
 
 	c := &Controller{
-		kind:           opts.Kind,
+		kind:           kind,
 		opts:           opts,
 		kubeClient:     kubeClient,
 		registryClient: registryClient,
 		objects:        objects,
 		objectIndexer:  objects.informer().GetIndexer(),
 		objectsSynced:  objects.informer().HasSynced,
-		secretLister:   CompactSecrets(secretInformer).Lister(),
-		secretsSynced:  secretInformer.Informer().HasSynced,
-		registryLister: registryInformer.Lister(),
-		registrySynced: registryInformer.Informer().HasSynced,
-		accountLister:  CompactAccounts(accountInformer).Lister(),
-		accountsSynced: accountInformer.Informer().HasSynced,
-		queue:          worker.NewQueue("image"+string(opts.Kind)+"secrets", opts.Clock),
+		secrets:        inf.Secrets,
+		secretLister:   inf.Secrets.Lister(),
+		accounts:       inf.Accounts,
+		accountLister:  inf.Accounts.Lister(),
+		registryLister: inf.Registries.Lister(),
+		registrySynced: inf.Registries.Informer().HasSynced,
+		queue:          worker.NewQueue("image"+string(kind)+"secrets", opts.Clock),
 		recorder:       recorder,
 		clock:          opts.Clock,
 		randRead:       rand.Reader,
 		verifier:       newVerifier(),
-		written:        newLastWrites(),
 	}
 	c.syncHandler = c.sync
 
@@ -283,7 +284,7 @@ func newController(
 		return nil, fmt.Errorf("adding registry index: %w", err)
 	}
 
-	logger.Info("Setting up event handlers", "kind", opts.Kind)
+	logger.Info("Setting up event handlers", "kind", kind)
 	if _, err := objects.informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj interface{}) { c.enqueue(obj) },
@@ -291,7 +292,7 @@ func newController(
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := secretInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := inf.Secrets.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.handleSecret,
 		UpdateFunc: func(old, cur interface{}) {
 			o, err1 := meta.Accessor(old)
@@ -305,14 +306,14 @@ func newController(
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := accountInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := inf.Accounts.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.handleAccount,
 		UpdateFunc: func(_, cur interface{}) { c.handleAccount(cur) },
 		DeleteFunc: c.handleAccount,
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := registryInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := inf.Registries.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.handleRegistry,
 		UpdateFunc: func(old, cur interface{}) {
 			if registryServingChanged(old.(*v1alpha1.ImageRegistry), cur.(*v1alpha1.ImageRegistry)) {
@@ -330,7 +331,7 @@ func newController(
 // blocks until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	return worker.Run(ctx, "image"+string(c.kind)+"secret", c.queue, workers, c.syncHandler,
-		[]cache.InformerSynced{c.objectsSynced, c.secretsSynced, c.registrySynced, c.accountsSynced},
+		[]cache.InformerSynced{c.objectsSynced, c.secrets.HasSynced, c.registrySynced, c.accounts.HasSynced},
 		c.runSweeper)
 }
 
@@ -373,7 +374,7 @@ func (c *Controller) handleAccount(obj interface{}) {
 	if !ok {
 		return
 	}
-	kind, namespace, name, ok := parseOwner(object.GetAnnotations()[AnnotationOwner])
+	kind, namespace, name, ok := credentials.ParseOwnerKey(object.GetAnnotations()[v1alpha1.AnnotationOwner])
 	if !ok || kind != c.kind || object.GetLabels()[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue {
 		return
 	}

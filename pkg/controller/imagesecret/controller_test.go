@@ -20,20 +20,21 @@ import (
 	"k8s.io/component-base/metrics/testutil"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 )
 
 func TestFirstCreation(t *testing.T) {
 	for _, tc := range []struct {
-		kind       Kind
+		kind       credentials.Kind
 		resource   string
 		account    string // namespace/name
 		secret     string // namespace/name
 		secretType corev1.SecretType
 		configKey  string
 	}{
-		{KindPush, "imagepushsecrets", "infra/push.team.ci", "team/ci-image-push-secret", corev1.SecretTypeOpaque, "config.json"},
-		{KindPull, "imagepullsecrets", "infra/pull.team.ci", "team/ci-image-pull-secret", corev1.SecretTypeDockerConfigJson, ".dockerconfigjson"},
+		{credentials.KindPush, "imagepushsecrets", "infra/push.team.ci", "team/ci-image-push-secret", corev1.SecretTypeOpaque, "config.json"},
+		{credentials.KindPull, "imagepullsecrets", "infra/pull.team.ci", "team/ci-image-pull-secret", corev1.SecretTypeDockerConfigJson, ".dockerconfigjson"},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			f := newFixture(t, tc.kind, registry(regNS, regName, true), newObject(tc.kind, "team", "ci"))
@@ -55,10 +56,10 @@ func TestFirstCreation(t *testing.T) {
 				st.RotationDate == nil || !st.RotationDate.Time.Equal(t0) || st.ObservedGeneration != 1 {
 				t.Errorf("unexpected status %+v", st)
 			}
-			if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue || c.Reason != Issued || c.ObservedGeneration != 1 {
+			if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonIssued || c.ObservedGeneration != 1 {
 				t.Errorf("Ready condition %+v", c)
 			}
-			if len(cr.meta.Finalizers) != 1 || cr.meta.Finalizers[0] != FinalizerAccountCleanup {
+			if len(cr.meta.Finalizers) != 1 || cr.meta.Finalizers[0] != v1alpha1.FinalizerAccountCleanup {
 				t.Errorf("finalizers %v", cr.meta.Finalizers)
 			}
 
@@ -72,14 +73,17 @@ func TestFirstCreation(t *testing.T) {
 			if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != cr.meta.UID || ref.Kind != f.c.objects.groupVersionKind().Kind {
 				t.Errorf("controller ref %+v", ref)
 			}
-			password := string(s.Data[KeyPassword])
-			if len(password) != 43 || string(s.Data[KeyNextPassword]) == password || len(s.Data[KeyNextPassword]) != 43 {
+			password := string(s.Data[credentials.KeyPassword])
+			if len(password) != 43 || string(s.Data[credentials.KeyNextPassword]) == password || len(s.Data[credentials.KeyNextPassword]) != 43 {
 				t.Errorf("passwords of unexpected shape")
 			}
-			if string(s.Data[KeyUsername]) != "team/ci/0" || string(s.Data[KeyRegistry]) != regHost || string(s.Data[KeyCA]) != regCA {
-				t.Errorf("Secret data username=%q registry=%q ca=%q", s.Data[KeyUsername], s.Data[KeyRegistry], s.Data[KeyCA])
+			if string(s.Data[credentials.KeyUsername]) != "team/ci/0" || string(s.Data[credentials.KeyRegistry]) != regHost || string(s.Data[credentials.KeyCA]) != regCA {
+				t.Errorf("Secret data username=%q registry=%q ca=%q", s.Data[credentials.KeyUsername], s.Data[credentials.KeyRegistry], s.Data[credentials.KeyCA])
 			}
-			var cfg dockerConfig
+			// The docker config format, as docker and crane read it.
+			var cfg struct {
+				Auths map[string]struct{ Username, Password, Auth string } `json:"auths"`
+			}
 			if err := json.Unmarshal(s.Data[tc.configKey], &cfg); err != nil {
 				t.Fatalf("docker config: %v", err)
 			}
@@ -99,7 +103,7 @@ func TestFirstCreation(t *testing.T) {
 			if l := acc.Spec.Labels; strings.Join(l["namespace"], ",") != "team" || strings.Join(l["name"], ",") != "ci" || strings.Join(l["type"], ",") != string(tc.kind) {
 				t.Errorf("account labels %v", l)
 			}
-			if acc.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || acc.Labels[LabelType] != string(tc.kind) || acc.Annotations[AnnotationOwner] != string(tc.kind)+"/team/ci" {
+			if acc.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || acc.Labels[v1alpha1.LabelType] != string(tc.kind) || acc.Annotations[v1alpha1.AnnotationOwner] != string(tc.kind)+"/team/ci" {
 				t.Errorf("account metadata %v %v", acc.Labels, acc.Annotations)
 			}
 			f.assertSecretWorks("team", "ci")
@@ -108,7 +112,7 @@ func TestFirstCreation(t *testing.T) {
 }
 
 func TestSteadyStateWritesNothing(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	f.clock.Step(23 * time.Hour)
 	f.mustSync("team", "ci")
 	f.expectActions()
@@ -116,9 +120,16 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 }
 
 func TestRotationWhenDue(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	before := f.secret("team", "ci")
-	interval := DefaultRotationInterval + Jitter(f.object("team", "ci").meta.UID, DefaultRotationInterval)
+	st := f.object("team", "ci").status
+	if st.NextRotationDate == nil || st.RotationDate == nil {
+		t.Fatalf("status has no rotation dates: %+v", st)
+	}
+	interval := st.NextRotationDate.Sub(st.RotationDate.Time)
+	if interval < DefaultRotationInterval || interval > DefaultRotationInterval+jitterSpan(DefaultRotationInterval)+time.Second {
+		t.Fatalf("nextRotationDate is %v after rotationDate, want the interval plus at most its jitter", interval)
+	}
 
 	f.clock.Step(interval - time.Second)
 	f.mustSync("team", "ci")
@@ -133,28 +144,34 @@ func TestRotationWhenDue(t *testing.T) {
 		"update secrets team/ci-image-push-secret",
 	)
 	f.expectEvents()
-	st := f.object("team", "ci").status
+	st = f.object("team", "ci").status
 	if st.Rotation != 1 || len(st.Passwords) != 3 || !st.RotationDate.Time.Equal(f.clock.Now()) {
 		t.Errorf("status after rotation: rotation %d, %d hashes, date %v", st.Rotation, len(st.Passwords), st.RotationDate)
 	}
 	after := f.secret("team", "ci")
-	if string(after.Data[KeyPassword]) != string(before.Data[KeyNextPassword]) || string(after.Data[KeyUsername]) != "team/ci/1" {
+	if string(after.Data[credentials.KeyPassword]) != string(before.Data[credentials.KeyNextPassword]) || string(after.Data[credentials.KeyUsername]) != "team/ci/1" {
 		t.Error("the next password did not become current")
 	}
-	if string(after.Data[KeyNextPassword]) == string(before.Data[KeyNextPassword]) {
+	if string(after.Data[credentials.KeyNextPassword]) == string(before.Data[credentials.KeyNextPassword]) {
 		t.Error("no new next password")
 	}
 	f.assertSecretWorks("team", "ci")
 	// The replaced password keeps working during the grace period.
-	if !accountAccepts(f.account("team", "ci"), "team/ci/0", string(before.Data[KeyPassword])) {
+	if !accountAccepts(f.account("team", "ci"), "team/ci/0", string(before.Data[credentials.KeyPassword])) {
 		t.Error("previous password rejected during the grace period")
 	}
 }
 
 func TestRotationIntervalFromSpec(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	f.updateObject("team", "ci", func(cr *imageSecret) { cr.spec.RotationInterval = &metav1.Duration{Duration: time.Hour} })
-	f.clock.Step(time.Hour + Jitter(f.object("team", "ci").meta.UID, time.Hour))
+	f.mustSync("team", "ci") // publishes the new nextRotationDate
+	f.expectActions("update imagepushsecrets/status team/ci")
+	st := f.object("team", "ci").status
+	if d := st.NextRotationDate.Sub(st.RotationDate.Time); d < time.Hour || d > time.Hour+jitterSpan(time.Hour)+time.Second {
+		t.Fatalf("nextRotationDate is %v after rotationDate, want 1h plus at most its jitter", d)
+	}
+	f.clock.SetTime(st.NextRotationDate.Time)
 	f.mustSync("team", "ci")
 	if got := f.object("team", "ci").status.Rotation; got != 1 {
 		t.Errorf("rotation %d after spec interval, want 1", got)
@@ -162,8 +179,8 @@ func TestRotationIntervalFromSpec(t *testing.T) {
 }
 
 func TestGracePeriodEnds(t *testing.T) {
-	f := created(t, KindPush)
-	old := string(f.secret("team", "ci").Data[KeyPassword])
+	f := created(t, credentials.KindPush)
+	old := string(f.secret("team", "ci").Data[credentials.KeyPassword])
 	f.clock.Step(25 * time.Hour)
 	f.mustSync("team", "ci")
 	f.events()
@@ -186,7 +203,7 @@ func TestGracePeriodEnds(t *testing.T) {
 }
 
 func TestSecretDeletedIsRecreatedWithFreshPasswords(t *testing.T) {
-	f := created(t, KindPull)
+	f := created(t, credentials.KindPull)
 	old := f.secret("team", "ci")
 	if err := f.kube.Tracker().Delete(gvrSecret, "team", old.Name); err != nil {
 		t.Fatal(err)
@@ -201,33 +218,33 @@ func TestSecretDeletedIsRecreatedWithFreshPasswords(t *testing.T) {
 	)
 	f.expectEvents("Warning PasswordsReset")
 	s := f.secret("team", "ci")
-	if string(s.Data[KeyUsername]) != "team/ci/1" || string(s.Data[KeyPassword]) == string(old.Data[KeyNextPassword]) {
+	if string(s.Data[credentials.KeyUsername]) != "team/ci/1" || string(s.Data[credentials.KeyPassword]) == string(old.Data[credentials.KeyNextPassword]) {
 		t.Error("expected fresh passwords at rotation 1")
 	}
 	f.assertSecretWorks("team", "ci")
 	// Copies of the deleted Secret keep working for the grace period only.
 	acc := f.account("team", "ci")
-	if !accountAccepts(acc, "team/ci/0", string(old.Data[KeyPassword])) {
+	if !accountAccepts(acc, "team/ci/0", string(old.Data[credentials.KeyPassword])) {
 		t.Error("old password rejected within the grace period")
 	}
-	if accountAccepts(acc, "team/ci/1", string(old.Data[KeyNextPassword])) {
+	if accountAccepts(acc, "team/ci/1", string(old.Data[credentials.KeyNextPassword])) {
 		t.Error("the lost next password was kept")
 	}
 	f.clock.Step(DefaultGracePeriod)
 	f.mustSync("team", "ci")
-	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[credentials.KeyPassword])) {
 		t.Error("old password accepted after the grace period")
 	}
 }
 
 func TestSecretEditedIsRestored(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	good := f.secret("team", "ci").DeepCopy()
 	edited := good.DeepCopy()
-	edited.Data[KeyUsername] = []byte("someone")
-	edited.Data[KeyPushConfig] = []byte("{}")
+	edited.Data[credentials.KeyUsername] = []byte("someone")
+	edited.Data[credentials.KeyPushConfig] = []byte("{}")
 	edited.Data["extra"] = []byte("x")
-	delete(edited.Data, KeyCA)
+	delete(edited.Data, credentials.KeyCA)
 	f.edit(f.kube.Tracker(), gvrSecret, edited, "team")
 	statusBefore := f.object("team", "ci").status.DeepCopy()
 	f.mustSync("team", "ci")
@@ -236,7 +253,7 @@ func TestSecretEditedIsRestored(t *testing.T) {
 	f.expectActions("update secrets team/ci-image-push-secret")
 	f.expectEvents("Normal SecretRestored")
 	s := f.secret("team", "ci")
-	if len(s.Data) != len(good.Data) || string(s.Data[KeyUsername]) != "team/ci/0" || string(s.Data[KeyPushConfig]) != string(good.Data[KeyPushConfig]) || string(s.Data[KeyCA]) != regCA {
+	if len(s.Data) != len(good.Data) || string(s.Data[credentials.KeyUsername]) != "team/ci/0" || string(s.Data[credentials.KeyPushConfig]) != string(good.Data[credentials.KeyPushConfig]) || string(s.Data[credentials.KeyCA]) != regCA {
 		t.Error("Secret not restored")
 	}
 	if st := f.object("team", "ci").status; st.Rotation != statusBefore.Rotation || strings.Join(st.Passwords, ",") != strings.Join(statusBefore.Passwords, ",") {
@@ -245,7 +262,7 @@ func TestSecretEditedIsRestored(t *testing.T) {
 }
 
 func TestSecretWithoutLabelIsRestored(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	s := f.secret("team", "ci").DeepCopy()
 	delete(s.Labels, v1alpha1.LabelManagedBy)
 	f.edit(f.kube.Tracker(), gvrSecret, s, "team")
@@ -255,19 +272,19 @@ func TestSecretWithoutLabelIsRestored(t *testing.T) {
 		"get imagepushsecrets team/ci", "get secrets team/ci-image-push-secret", "get imageregistryaccounts infra/push.team.ci",
 		"update secrets team/ci-image-push-secret",
 	)
-	if got := f.secret("team", "ci"); got.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(got.Data[KeyPassword]) != string(s.Data[KeyPassword]) {
+	if got := f.secret("team", "ci"); got.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(got.Data[credentials.KeyPassword]) != string(s.Data[credentials.KeyPassword]) {
 		t.Error("label not restored or password changed")
 	}
 }
 
 func TestSecretPasswordEditedRotates(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	s := f.secret("team", "ci").DeepCopy()
-	s.Data[KeyPassword] = []byte("guessed")
+	s.Data[credentials.KeyPassword] = []byte("guessed")
 	f.edit(f.kube.Tracker(), gvrSecret, s, "team")
 	f.mustSync("team", "ci")
 	f.expectEvents("Warning PasswordsReset")
-	if string(f.secret("team", "ci").Data[KeyUsername]) != "team/ci/1" {
+	if string(f.secret("team", "ci").Data[credentials.KeyUsername]) != "team/ci/1" {
 		t.Error("expected a reset to rotation 1")
 	}
 	f.assertSecretWorks("team", "ci")
@@ -275,7 +292,7 @@ func TestSecretPasswordEditedRotates(t *testing.T) {
 
 func TestForeignSecretIsNotOverwritten(t *testing.T) {
 	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "ci-image-push-secret"}, Data: map[string][]byte{"mine": []byte("x")}}
-	f := newFixture(t, KindPush, registry(regNS, regName, true), newObject(KindPush, "team", "ci"), foreign)
+	f := newFixture(t, credentials.KindPush, registry(regNS, regName, true), newObject(credentials.KindPush, "team", "ci"), foreign)
 	if err := f.sync("team", "ci"); err == nil {
 		t.Fatal("expected an error")
 	}
@@ -283,7 +300,7 @@ func TestForeignSecretIsNotOverwritten(t *testing.T) {
 		t.Error("foreign Secret was changed")
 	}
 	c := meta.FindStatusCondition(f.object("team", "ci").status.Conditions, v1alpha1.ConditionReady)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != SecretConflict {
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonSecretConflict {
 		t.Errorf("Ready %+v", c)
 	}
 	// Retries change nothing until the conflict is gone.
@@ -300,7 +317,7 @@ func TestForeignSecretIsNotOverwritten(t *testing.T) {
 }
 
 func TestManualRotation(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	f.updateObject("team", "ci", func(cr *imageSecret) {
 		cr.meta.Annotations = map[string]string{v1alpha1.AnnotationRotate: "please"}
 	})
@@ -343,28 +360,28 @@ func TestRegistryProblems(t *testing.T) {
 		noDef    bool
 		reason   string
 	}{
-		{name: "missing", ref: &v1alpha1.RegistryRef{Name: "nope"}, reason: RegistryNotFound},
-		{name: "not ready", registry: registry("team", "slow", false), ref: &v1alpha1.RegistryRef{Name: "slow"}, reason: RegistryNotReady},
+		{name: "missing", ref: &v1alpha1.RegistryRef{Name: "nope"}, reason: ReasonRegistryNotFound},
+		{name: "not ready", registry: registry("team", "slow", false), ref: &v1alpha1.RegistryRef{Name: "slow"}, reason: ReasonRegistryNotReady},
 		{name: "no hostname", registry: func() *v1alpha1.ImageRegistry {
 			r := registry("team", "nohost", true)
 			r.Status.Hostname = ""
 			return r
-		}(), ref: &v1alpha1.RegistryRef{Name: "nohost"}, reason: RegistryNotReady},
-		{name: "no default", noDef: true, reason: NoRegistry},
+		}(), ref: &v1alpha1.RegistryRef{Name: "nohost"}, reason: ReasonRegistryNotReady},
+		{name: "no default", noDef: true, reason: ReasonNoRegistry},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bad := newObject(KindPush, "team", "bad").(*v1alpha1.ImagePushSecret)
+			bad := newObject(credentials.KindPush, "team", "bad").(*v1alpha1.ImagePushSecret)
 			bad.Spec.RegistryRef = tc.ref
 			reg := registry(regNS, regName, true)
 			if tc.noDef {
 				// Not the default registry any more: it must admit "team" itself.
 				reg.Spec.Access = &v1alpha1.AccessSpec{Namespaces: []string{"team"}}
 			}
-			objs := []runtime.Object{reg, bad, newObject(KindPush, "team", "good")}
+			objs := []runtime.Object{reg, bad, newObject(credentials.KindPush, "team", "good")}
 			if tc.registry != nil {
 				objs = append(objs, tc.registry)
 			}
-			f := newFixture(t, KindPush, objs...)
+			f := newFixture(t, credentials.KindPush, objs...)
 			if tc.noDef {
 				f.c.opts.DefaultRegistry = types.NamespacedName{}
 			}
@@ -387,7 +404,7 @@ func TestRegistryProblems(t *testing.T) {
 }
 
 func TestObjectDeletedRemovesAccountThenFinalizer(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	s := f.secret("team", "ci")
 	f.updateObject("team", "ci", func(cr *imageSecret) { cr.meta.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()} })
 	f.mustSync("team", "ci")
@@ -403,17 +420,17 @@ func TestObjectDeletedRemovesAccountThenFinalizer(t *testing.T) {
 	if f.object("team", "ci") != nil {
 		t.Error("object kept its finalizer")
 	}
-	if accountAccepts(f.account("team", "ci"), string(s.Data[KeyUsername]), string(s.Data[KeyPassword])) {
+	if accountAccepts(f.account("team", "ci"), string(s.Data[credentials.KeyUsername]), string(s.Data[credentials.KeyPassword])) {
 		t.Error("credentials of a deleted object still work")
 	}
 }
 
 func TestSweepDeletesOrphanAccountsOnly(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	mk := func(name, owner string, managed bool) *v1alpha1.ImageRegistryAccount {
 		a := &v1alpha1.ImageRegistryAccount{ObjectMeta: metav1.ObjectMeta{Namespace: regNS, Name: name,
-			Labels:      map[string]string{LabelType: strings.SplitN(owner, "/", 2)[0]},
-			Annotations: map[string]string{AnnotationOwner: owner}}}
+			Labels:      map[string]string{v1alpha1.LabelType: strings.SplitN(owner, "/", 2)[0]},
+			Annotations: map[string]string{v1alpha1.AnnotationOwner: owner}}}
 		if managed {
 			a.Labels[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
 		}
@@ -445,11 +462,11 @@ func TestSweepDeletesOrphanAccountsOnly(t *testing.T) {
 }
 
 func TestRegistryChangeEnqueuesDependents(t *testing.T) {
-	def := newObject(KindPush, "team", "default").(*v1alpha1.ImagePushSecret)
+	def := newObject(credentials.KindPush, "team", "default").(*v1alpha1.ImagePushSecret)
 	def.Spec.RegistryRef = nil
-	local := newObject(KindPush, "team", "local").(*v1alpha1.ImagePushSecret)
+	local := newObject(credentials.KindPush, "team", "local").(*v1alpha1.ImagePushSecret)
 	local.Spec.RegistryRef = &v1alpha1.RegistryRef{Name: "mine"}
-	f := newFixture(t, KindPush, def, local, newObject(KindPush, "other", "explicit"))
+	f := newFixture(t, credentials.KindPush, def, local, newObject(credentials.KindPush, "other", "explicit"))
 	f.syncCaches()
 	f.c.handleRegistry(registry(regNS, regName, true))
 	got := map[string]bool{}
@@ -468,7 +485,7 @@ func TestRegistryChangeEnqueuesDependents(t *testing.T) {
 }
 
 func TestOwnedObjectsEnqueueOwner(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	f.c.handleSecret(cache.DeletedFinalStateUnknown{Obj: f.secret("team", "ci")})
 	if k, _ := f.c.queue.Get(); k.String() != "team/ci" {
 		t.Errorf("Secret enqueued %v", k)
@@ -482,23 +499,23 @@ func TestOwnedObjectsEnqueueOwner(t *testing.T) {
 
 func TestNamesAndLabelsStayValid(t *testing.T) {
 	long := strings.Repeat("a", 250)
-	n1, n2 := AccountName(KindPush, "team", long), AccountName(KindPull, "team", long)
+	n1, n2 := credentials.AccountName(credentials.KindPush, "team", long), credentials.AccountName(credentials.KindPull, "team", long)
 	for _, n := range []string{n1, n2} {
 		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
 			t.Errorf("%s: %v", n, errs)
 		}
 	}
-	if n1 == n2 || AccountName(KindPush, "team", long+"b") == n1 {
+	if n1 == n2 || credentials.AccountName(credentials.KindPush, "team", long+"b") == n1 {
 		t.Error("account names collide")
 	}
-	if AccountName(KindPush, "team", "ci") != "push.team.ci" {
+	if credentials.AccountName(credentials.KindPush, "team", "ci") != "push.team.ci" {
 		t.Error("short names are kept readable")
 	}
-	if v := labelValue(long); len(validation.IsValidLabelValue(v)) > 0 {
+	if v := credentials.LabelValue(long); len(validation.IsValidLabelValue(v)) > 0 {
 		t.Errorf("label value %q invalid", v)
 	}
-	sel, err := (&Controller{kind: KindPush}).managedAccountSelector()
-	if err != nil || sel.Empty() || !strings.Contains(sel.String(), LabelType+"=push") {
+	sel, err := (&Controller{kind: credentials.KindPush}).managedAccountSelector()
+	if err != nil || sel.Empty() || !strings.Contains(sel.String(), v1alpha1.LabelType+"=push") {
 		t.Errorf("selector %v, %v", sel, err)
 	}
 }
@@ -506,7 +523,7 @@ func TestNamesAndLabelsStayValid(t *testing.T) {
 func TestJitterIsBoundedAndSpread(t *testing.T) {
 	seen := map[time.Duration]bool{}
 	for i := range 50 {
-		j := Jitter(types.UID(strings.Repeat("x", i)), 24*time.Hour)
+		j := jitter(types.UID(strings.Repeat("x", i)), 24*time.Hour)
 		if j < 0 || j >= 6*time.Minute {
 			t.Fatalf("jitter %v out of range", j)
 		}
@@ -521,11 +538,11 @@ func TestJitterIsBoundedAndSpread(t *testing.T) {
 // namespace the operator may not read (the namespaced install) never got an
 // account, so its deletion must not hang on the Forbidden answer.
 func TestDeleteWithRegistryOutOfReach(t *testing.T) {
-	obj := newObject(KindPush, "team", "far").(*v1alpha1.ImagePushSecret)
+	obj := newObject(credentials.KindPush, "team", "far").(*v1alpha1.ImagePushSecret)
 	obj.Spec.RegistryRef = &v1alpha1.RegistryRef{Name: "registry", Namespace: "elsewhere"}
-	obj.Finalizers = []string{FinalizerAccountCleanup}
+	obj.Finalizers = []string{v1alpha1.FinalizerAccountCleanup}
 	obj.DeletionTimestamp = &metav1.Time{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	f := newFixture(t, KindPush, obj)
+	f := newFixture(t, credentials.KindPush, obj)
 	f.client.PrependReactor("get", "imageregistryaccounts", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		if a.GetNamespace() == "elsewhere" {
 			return true, nil, apierrors.NewForbidden(v1alpha1.Resource("imageregistryaccounts"), "", errors.New("no RBAC here"))
@@ -542,13 +559,13 @@ func TestDeleteWithRegistryOutOfReach(t *testing.T) {
 // image_registry_operator_rotations_total.
 func TestRotationCountedInMetrics(t *testing.T) {
 	metrics.Register() // unregistered component-base metrics count nothing
-	f := created(t, KindPull)
-	counter := metrics.Rotations.WithLabelValues(string(KindPull), "scheduled")
+	f := created(t, credentials.KindPull)
+	counter := metrics.Rotations.WithLabelValues(string(credentials.KindPull), "scheduled")
 	before, err := testutil.GetCounterMetricValue(counter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delay := metrics.RotationDelay.WithLabelValues(string(KindPull))
+	delay := metrics.RotationDelay.WithLabelValues(string(credentials.KindPull))
 	delayCount, _ := testutil.GetHistogramMetricCount(delay)
 	delaySum, _ := testutil.GetHistogramMetricValue(delay)
 	f.clock.Step(25 * time.Hour)

@@ -28,8 +28,10 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
 
 var (
@@ -51,7 +53,7 @@ const (
 
 type fixture struct {
 	t        *testing.T
-	kind     Kind
+	kind     credentials.Kind
 	kube     *k8sfake.Clientset
 	client   *fake.Clientset
 	clock    *testingclock.FakeClock
@@ -84,16 +86,16 @@ func registry(ns, name string, ready bool) *v1alpha1.ImageRegistry {
 }
 
 // newObject returns a push or pull object referring to infra/registry.
-func newObject(kind Kind, ns, name string) runtime.Object {
+func newObject(kind credentials.Kind, ns, name string) runtime.Object {
 	meta := metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + ns + "-" + name), Generation: 1}
 	spec := v1alpha1.ImageSecretSpec{RegistryRef: &v1alpha1.RegistryRef{Name: regName, Namespace: regNS}}
-	if kind == KindPull {
+	if kind == credentials.KindPull {
 		return &v1alpha1.ImagePullSecret{ObjectMeta: meta, Spec: spec}
 	}
 	return &v1alpha1.ImagePushSecret{ObjectMeta: meta, Spec: spec}
 }
 
-func newFixture(t *testing.T, kind Kind, objects ...runtime.Object) *fixture {
+func newFixture(t *testing.T, kind credentials.Kind, objects ...runtime.Object) *fixture {
 	t.Helper()
 	var kubeObjects, registryObjects []runtime.Object
 	for _, o := range objects {
@@ -135,11 +137,9 @@ func newFixture(t *testing.T, kind Kind, objects ...runtime.Object) *fixture {
 	}
 	f.kubeInformers = kubeinformers.NewSharedInformerFactory(f.kube, 0)
 	f.informers = informers.NewSharedInformerFactory(f.client, 0)
-	v := f.informers.Registry().V1alpha1()
-	c, err := newController(context.Background(), f.kube, f.client,
-		f.kubeInformers.Core().V1().Secrets(), v.ImageRegistries(), v.ImageRegistryAccounts(),
-		v.ImagePushSecrets(), v.ImagePullSecrets(),
-		Options{Kind: kind, BcryptCost: bcrypt.MinCost, Clock: f.clock, DefaultRegistry: types.NamespacedName{Namespace: regNS, Name: regName}},
+	inf, access := f.views()
+	c, err := newController(context.Background(), f.kube, f.client, inf, access,
+		Options{BcryptCost: bcrypt.MinCost, Clock: f.clock, DefaultRegistry: types.NamespacedName{Namespace: regNS, Name: regName}},
 		f.recorder)
 	if err != nil {
 		t.Fatal(err)
@@ -317,12 +317,12 @@ func (f *fixture) secretPublished(s *corev1.Secret) string {
 	if err != nil {
 		return fmt.Sprintf("Secret %s written before its account exists: %v", s.Name, err)
 	}
-	user := string(s.Data[KeyUsername])
+	user := string(s.Data[credentials.KeyUsername])
 	next, err := bumpRotation(user)
 	if err != nil {
 		return err.Error()
 	}
-	for _, c := range []struct{ user, password string }{{user, string(s.Data[KeyPassword])}, {next, string(s.Data[KeyNextPassword])}} {
+	for _, c := range []struct{ user, password string }{{user, string(s.Data[credentials.KeyPassword])}, {next, string(s.Data[credentials.KeyNextPassword])}} {
 		if !statusAccepts(cr.status, c.user, c.password) {
 			return fmt.Sprintf("Secret %s: a password for %s is not published in the status", s.Name, c.user)
 		}
@@ -398,7 +398,7 @@ func statusAccepts(st *v1alpha1.ImageSecretStatus, user, password string) bool {
 }
 
 func (f *fixture) gvr() schema.GroupVersionResource {
-	if f.kind == KindPull {
+	if f.kind == credentials.KindPull {
 		return gvrPull
 	}
 	return gvrPush
@@ -423,7 +423,7 @@ func (f *fixture) trackerObject(ns, name string) (*imageSecret, error) {
 }
 
 func (f *fixture) trackerAccount(cr *imageSecret) (*v1alpha1.ImageRegistryAccount, error) {
-	o, err := f.client.Tracker().Get(gvrAccount, regNS, AccountName(f.kind, cr.meta.Namespace, cr.meta.Name))
+	o, err := f.client.Tracker().Get(gvrAccount, regNS, credentials.AccountName(f.kind, cr.meta.Namespace, cr.meta.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +440,7 @@ func (f *fixture) object(ns, name string) *imageSecret {
 }
 
 func (f *fixture) secret(ns, name string) *corev1.Secret {
-	o, err := f.kube.Tracker().Get(gvrSecret, ns, DefaultSecretName(f.kind, name))
+	o, err := f.kube.Tracker().Get(gvrSecret, ns, credentials.DefaultSecretName(f.kind, name))
 	if err != nil {
 		return nil
 	}
@@ -448,7 +448,7 @@ func (f *fixture) secret(ns, name string) *corev1.Secret {
 }
 
 func (f *fixture) account(ns, name string) *v1alpha1.ImageRegistryAccount {
-	o, err := f.client.Tracker().Get(gvrAccount, regNS, AccountName(f.kind, ns, name))
+	o, err := f.client.Tracker().Get(gvrAccount, regNS, credentials.AccountName(f.kind, ns, name))
 	if err != nil {
 		return nil
 	}
@@ -493,7 +493,7 @@ func (f *fixture) syncCaches() {
 		cached := make([]interface{}, len(items))
 		for i := range items {
 			var err error
-			if cached[i], err = TrimForCache(items[i]); err != nil {
+			if cached[i], err = objectcache.Transform(items[i]); err != nil {
 				f.t.Fatal(err)
 			}
 		}
@@ -513,6 +513,44 @@ func (f *fixture) syncCaches() {
 	replace(v.ImageRegistries().Informer(), l4, err)
 	l5, err := r.ImageRegistryAccounts("").List(ctx, metav1.ListOptions{})
 	replace(v.ImageRegistryAccounts().Informer(), l5, err)
+	if f.c != nil {
+		f.caughtUp()
+	}
+}
+
+// views wraps the fixture's informers as the operator does. Fresh views
+// hold none of the controller's earlier writes.
+func (f *fixture) views() (Informers, objectAccess) {
+	f.t.Helper()
+	v := f.informers.Registry().V1alpha1()
+	secrets, err := objectcache.NewSecrets(f.kubeInformers.Core().V1().Secrets())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	accounts, err := objectcache.NewAccounts(v.ImageRegistryAccounts())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var objects objectAccess
+	if f.kind == credentials.KindPull {
+		objects, err = newPullAccess(f.client, v.ImagePullSecrets())
+	} else {
+		objects, err = newPushAccess(f.client, v.ImagePushSecrets())
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return Informers{Secrets: secrets, Accounts: accounts, Registries: v.ImageRegistries()}, objects
+}
+
+// caughtUp makes the controller read the caches as an informer that has
+// seen every event (deletions included) would: without the views' record
+// of its own writes, which syncCaches has made redundant.
+func (f *fixture) caughtUp() {
+	inf, objects := f.views()
+	f.c.secrets, f.c.secretLister = inf.Secrets, inf.Secrets.Lister()
+	f.c.accounts, f.c.accountLister = inf.Accounts, inf.Accounts.Lister()
+	f.c.objects = objects
 }
 
 // sync runs one sync of ns/name on fresh caches and returns its error; the
@@ -617,22 +655,22 @@ func (f *fixture) assertSecretWorks(ns, name string) {
 	if s == nil || cr == nil {
 		f.t.Fatalf("Secret or object missing")
 	}
-	user := string(s.Data[KeyUsername])
+	user := string(s.Data[credentials.KeyUsername])
 	next, err := bumpRotation(user)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if !statusAccepts(cr.status, user, string(s.Data[KeyPassword])) || !accountAccepts(acc, user, string(s.Data[KeyPassword])) {
+	if !statusAccepts(cr.status, user, string(s.Data[credentials.KeyPassword])) || !accountAccepts(acc, user, string(s.Data[credentials.KeyPassword])) {
 		f.t.Errorf("the Secret's password for %s does not log in (status %v, account %v)", user,
-			statusAccepts(cr.status, user, string(s.Data[KeyPassword])), accountAccepts(acc, user, string(s.Data[KeyPassword])))
+			statusAccepts(cr.status, user, string(s.Data[credentials.KeyPassword])), accountAccepts(acc, user, string(s.Data[credentials.KeyPassword])))
 	}
-	if !statusAccepts(cr.status, next, string(s.Data[KeyNextPassword])) || !accountAccepts(acc, next, string(s.Data[KeyNextPassword])) {
+	if !statusAccepts(cr.status, next, string(s.Data[credentials.KeyNextPassword])) || !accountAccepts(acc, next, string(s.Data[credentials.KeyNextPassword])) {
 		f.t.Errorf("the Secret's next password for %s does not log in", next)
 	}
 }
 
 // created sets up an object whose credentials were issued.
-func created(t *testing.T, kind Kind) *fixture {
+func created(t *testing.T, kind credentials.Kind) *fixture {
 	t.Helper()
 	f := newFixture(t, kind, registry(regNS, regName, true), newObject(kind, "team", "ci"))
 	f.mustSync("team", "ci")

@@ -12,6 +12,7 @@ import (
 	core "k8s.io/client-go/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 )
 
 // Invariant 1: no password reaches a Secret before its hash is published in
@@ -19,7 +20,7 @@ import (
 // the API state at that moment; this test drives every transition through it
 // and shows the check is not vacuous.
 func TestInvariant1PublishBeforeSecret(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	f.clock.Step(25 * time.Hour) // rotate
 	f.mustSync("team", "ci")
 	w := f.actions()
@@ -45,7 +46,7 @@ func TestInvariant1PublishBeforeSecret(t *testing.T) {
 
 	// The check itself rejects an unpublished password.
 	s := f.secret("team", "ci").DeepCopy()
-	s.Data[KeyNextPassword] = []byte("not-published")
+	s.Data[credentials.KeyNextPassword] = []byte("not-published")
 	if msg := f.secretPublished(s); !strings.Contains(msg, "not published") {
 		t.Errorf("checker accepted an unpublished password: %q", msg)
 	}
@@ -54,7 +55,7 @@ func TestInvariant1PublishBeforeSecret(t *testing.T) {
 // Invariant 2: a replaced password stops working at most the grace period
 // after it left the Secret, driven by an AddAfter timer and not by resync.
 func TestInvariant2GracePeriodBound(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	old := f.secret("team", "ci")
 	f.clock.Step(25 * time.Hour)
 	f.mustSync("team", "ci")
@@ -65,7 +66,7 @@ func TestInvariant2GracePeriodBound(t *testing.T) {
 	if n := f.c.queue.Len(); n != 0 {
 		t.Fatalf("%d items queued before the grace period ended", n)
 	}
-	if !accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+	if !accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[credentials.KeyPassword])) {
 		t.Error("old password rejected within the grace period")
 	}
 	f.clock.Step(time.Second)
@@ -74,7 +75,7 @@ func TestInvariant2GracePeriodBound(t *testing.T) {
 		t.Fatalf("timer fired for %q", key)
 	}
 	f.mustSync("team", "ci")
-	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[credentials.KeyPassword])) {
 		t.Error("old password accepted after the grace period")
 	}
 	f.assertSecretWorks("team", "ci")
@@ -84,7 +85,7 @@ func TestInvariant2GracePeriodBound(t *testing.T) {
 // rotation began: if the operator stops between publishing and writing the
 // Secret, the old password must outlive the Secret change by the full period.
 func TestInvariant2GraceCountsFromSecretChange(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	f.clock.Step(25 * time.Hour)
 	f.failAt = f.writes + 3 // status, account, then the Secret write fails
 	if err := f.sync("team", "ci"); err == nil {
@@ -94,27 +95,27 @@ func TestInvariant2GraceCountsFromSecretChange(t *testing.T) {
 	f.failAt = 0
 	f.clock.Step(time.Hour) // the operator was down for an hour
 	f.mustSync("team", "ci")
-	if !accountAccepts(f.account("team", "ci"), string(held.Data[KeyUsername]), string(held.Data[KeyPassword])) {
+	if !accountAccepts(f.account("team", "ci"), string(held.Data[credentials.KeyUsername]), string(held.Data[credentials.KeyPassword])) {
 		t.Fatal("a client of the Secret as it was until now was locked out")
 	}
 	f.clock.Step(DefaultGracePeriod - time.Second)
 	f.mustSync("team", "ci")
-	if !accountAccepts(f.account("team", "ci"), string(held.Data[KeyUsername]), string(held.Data[KeyPassword])) {
+	if !accountAccepts(f.account("team", "ci"), string(held.Data[credentials.KeyUsername]), string(held.Data[credentials.KeyPassword])) {
 		t.Error("old password dropped before the grace period after the Secret change")
 	}
 	f.clock.Step(time.Second)
 	f.mustSync("team", "ci")
-	if accountAccepts(f.account("team", "ci"), string(held.Data[KeyUsername]), string(held.Data[KeyPassword])) {
+	if accountAccepts(f.account("team", "ci"), string(held.Data[credentials.KeyUsername]), string(held.Data[credentials.KeyPassword])) {
 		t.Error("old password kept past the grace period")
 	}
 }
 
 // Invariant 3: deleting the object revokes its credentials.
 func TestInvariant3DeletionRevokes(t *testing.T) {
-	f := created(t, KindPull)
+	f := created(t, credentials.KindPull)
 	s := f.secret("team", "ci")
 	acc := f.account("team", "ci")
-	if !accountAccepts(acc, string(s.Data[KeyUsername]), string(s.Data[KeyPassword])) {
+	if !accountAccepts(acc, string(s.Data[credentials.KeyUsername]), string(s.Data[credentials.KeyPassword])) {
 		t.Fatal("credentials do not work before deletion")
 	}
 	f.updateObject("team", "ci", func(cr *imageSecret) { cr.meta.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()} })
@@ -139,7 +140,7 @@ func TestInvariant3DeletionRevokes(t *testing.T) {
 // The finalizer is on the object before the account exists, so an account
 // cannot outlive its object even if the first sync stops half way.
 func TestInvariant3FinalizerBeforeAccount(t *testing.T) {
-	f := newFixture(t, KindPush, registry(regNS, regName, true), newObject(KindPush, "team", "ci"))
+	f := newFixture(t, credentials.KindPush, registry(regNS, regName, true), newObject(credentials.KindPush, "team", "ci"))
 	f.mustSync("team", "ci")
 	a := f.actions()
 	if i, j := index(a, "update imagepushsecrets team/ci"), index(a, "create imageregistryaccounts infra/push.team.ci"); i < 0 || i > j {
@@ -147,10 +148,11 @@ func TestInvariant3FinalizerBeforeAccount(t *testing.T) {
 	}
 }
 
-// A stale cache must not lead to a second rotation: a cache older than the
-// process's own last writes is not acted on (freshness.go).
+// A stale cache must not lead to a second rotation: the controller reads
+// its own last writes in front of an informer that has not caught up with
+// them (objectcache).
 func TestStaleCacheDoesNotRotateTwice(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	f.clock.Step(25 * time.Hour)
 	f.mustSync("team", "ci")
 	// Caches still show rotation 0; the API already has rotation 1.
@@ -204,7 +206,7 @@ func TestInvariant4CrashAtEveryStep(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/down %v", sc.name, downtime), func(t *testing.T) {
 				t.Parallel()
 				for n := 1; ; n++ {
-					f := newFixture(t, KindPush, registry(regNS, regName, true), newObject(KindPush, "team", "ci"))
+					f := newFixture(t, credentials.KindPush, registry(regNS, regName, true), newObject(credentials.KindPush, "team", "ci"))
 					if !sc.fresh {
 						f.converge()
 					}
@@ -226,7 +228,7 @@ func TestInvariant4CrashAtEveryStep(t *testing.T) {
 						}
 					}
 					f.checkInvariant4(where)
-					if held != nil && !sc.deleted && !accountAccepts(f.account("team", "ci"), string(held.Data[KeyUsername]), string(held.Data[KeyPassword])) {
+					if held != nil && !sc.deleted && !accountAccepts(f.account("team", "ci"), string(held.Data[credentials.KeyUsername]), string(held.Data[credentials.KeyPassword])) {
 						t.Errorf("%s: a client of the Secret before the step was locked out", where)
 					}
 
@@ -235,7 +237,7 @@ func TestInvariant4CrashAtEveryStep(t *testing.T) {
 					// Whoever read the Secret before the step keeps access
 					// for the grace period after the Secret changed.
 					if held != nil && !sc.deleted && downtime < DefaultGracePeriod &&
-						!accountAccepts(f.account("team", "ci"), string(held.Data[KeyUsername]), string(held.Data[KeyPassword])) {
+						!accountAccepts(f.account("team", "ci"), string(held.Data[credentials.KeyUsername]), string(held.Data[credentials.KeyPassword])) {
 						t.Errorf("%s: a client of the Secret before the step lost access within the grace period", where)
 					}
 					if sc.deleted {
@@ -283,12 +285,12 @@ func (f *fixture) checkInvariant4(where string) {
 	cr := f.object("team", "ci")
 	if s := f.secret("team", "ci"); s != nil && cr != nil && cr.meta.DeletionTimestamp == nil {
 		acc := f.account("team", "ci")
-		user := string(s.Data[KeyUsername])
+		user := string(s.Data[credentials.KeyUsername])
 		next, err := bumpRotation(user)
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		for _, c := range []struct{ user, password string }{{user, string(s.Data[KeyPassword])}, {next, string(s.Data[KeyNextPassword])}} {
+		for _, c := range []struct{ user, password string }{{user, string(s.Data[credentials.KeyPassword])}, {next, string(s.Data[credentials.KeyNextPassword])}} {
 			if !statusAccepts(cr.status, c.user, c.password) || !accountAccepts(acc, c.user, c.password) {
 				f.t.Errorf("%s: Secret password for %s does not log in (status %v, account %v)", where, c.user,
 					statusAccepts(cr.status, c.user, c.password), accountAccepts(acc, c.user, c.password))
@@ -300,7 +302,7 @@ func (f *fixture) checkInvariant4(where string) {
 		f.t.Fatal(err)
 	}
 	for _, a := range list.(*v1alpha1.ImageRegistryAccountList).Items {
-		_, ns, name, ok := parseOwner(a.Annotations[AnnotationOwner])
+		_, ns, name, ok := credentials.ParseOwnerKey(a.Annotations[v1alpha1.AnnotationOwner])
 		if !ok || f.object(ns, name) == nil {
 			f.t.Errorf("%s: account %s/%s has no object", where, a.Namespace, a.Name)
 		}
@@ -347,7 +349,7 @@ func waitQueued(t *testing.T, f *fixture) string {
 // pod): issued credentials keep rotating and the replaced password still
 // expires after the grace period.
 func TestInvariant2WhileRegistryNotReady(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	old := f.secret("team", "ci")
 	reg := registry(regNS, regName, false)
 	if _, err := f.client.RegistryV1alpha1().ImageRegistries(regNS).UpdateStatus(context.Background(), reg, metav1.UpdateOptions{}); err != nil {
@@ -355,12 +357,12 @@ func TestInvariant2WhileRegistryNotReady(t *testing.T) {
 	}
 	f.clock.Step(25 * time.Hour)
 	f.mustSync("team", "ci")
-	if got := f.secret("team", "ci"); string(got.Data[KeyPassword]) == string(old.Data[KeyPassword]) {
+	if got := f.secret("team", "ci"); string(got.Data[credentials.KeyPassword]) == string(old.Data[credentials.KeyPassword]) {
 		t.Fatal("no rotation while the registry was not ready")
 	}
 	f.clock.Step(DefaultGracePeriod)
 	f.mustSync("team", "ci")
-	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[credentials.KeyPassword])) {
 		t.Error("replaced password outlived its grace period while the registry was not ready")
 	}
 	f.assertSecretWorks("team", "ci")
@@ -370,21 +372,21 @@ func TestInvariant2WhileRegistryNotReady(t *testing.T) {
 // the future by someone who may write the Secret neither stretches the
 // grace period nor stops rotation; the Secret is restored.
 func TestInvariant2IgnoresFutureRotatedAt(t *testing.T) {
-	f := created(t, KindPush)
+	f := created(t, credentials.KindPush)
 	old := f.secret("team", "ci")
 	f.clock.Step(25 * time.Hour)
 	f.mustSync("team", "ci") // rotation 1: the old password is now previous
 	s := f.secret("team", "ci").DeepCopy()
-	s.Annotations[AnnotationRotatedAt] = "2099-01-01T00:00:00Z"
+	s.Annotations[v1alpha1.AnnotationRotatedAt] = "2099-01-01T00:00:00Z"
 	if _, err := f.kube.CoreV1().Secrets("team").Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Step(DefaultGracePeriod)
 	f.mustSync("team", "ci")
-	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[KeyPassword])) {
+	if accountAccepts(f.account("team", "ci"), "team/ci/0", string(old.Data[credentials.KeyPassword])) {
 		t.Error("a future rotated-at kept the replaced password alive past its grace period")
 	}
-	if got := f.secret("team", "ci").Annotations[AnnotationRotatedAt]; got == "2099-01-01T00:00:00Z" {
+	if got := f.secret("team", "ci").Annotations[v1alpha1.AnnotationRotatedAt]; got == "2099-01-01T00:00:00Z" {
 		t.Error("the forged rotated-at was kept")
 	}
 	f.assertSecretWorks("team", "ci")

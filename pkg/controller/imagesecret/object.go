@@ -9,8 +9,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
-	listers "github.com/image-registry-operator/image-registry-operator/pkg/generated/listers/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
+	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
 
 // imageSecret is a private deep copy of an ImagePushSecret or ImagePullSecret.
@@ -35,9 +35,9 @@ func wrapPull(o *v1alpha1.ImagePullSecret) *imageSecret {
 // objectAccess hides which of the two kinds a controller serves. Every
 // method returns a deep copy the caller owns.
 type objectAccess interface {
-	// get reads the informer cache.
+	// get reads the cache (with this controller's own recent writes).
 	get(namespace, name string) (*imageSecret, error)
-	// getLive reads the API server, for decisions that lead to writes.
+	// getLive reads the API server.
 	getLive(ctx context.Context, namespace, name string) (*imageSecret, error)
 	update(ctx context.Context, o *imageSecret) (*imageSecret, error)
 	updateStatus(ctx context.Context, o *imageSecret) (*imageSecret, error)
@@ -45,90 +45,57 @@ type objectAccess interface {
 	groupVersionKind() schema.GroupVersionKind
 }
 
-type pushAccess struct {
-	client versioned.Interface
-	lister listers.ImagePushSecretLister
-	inf    cache.SharedIndexInformer
+// typedClient is what the generated clients of both kinds offer.
+type typedClient[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
+	UpdateStatus(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
 }
 
-func (a *pushAccess) get(namespace, name string) (*imageSecret, error) {
-	o, err := a.lister.ImagePushSecrets(namespace).Get(name)
+// access is the objectAccess of one kind, T its typed object.
+type access[T runtime.Object] struct {
+	kind    credentials.Kind
+	client  func(namespace string) typedClient[T]
+	objects *objectcache.Objects[T]
+	wrap    func(T) *imageSecret
+}
+
+func (a *access[T]) get(namespace, name string) (*imageSecret, error) {
+	o, err := a.objects.Get(namespace, name)
 	if err != nil {
 		return nil, err
 	}
-	return wrapPush(o.DeepCopy()), nil
+	return a.wrap(o.DeepCopyObject().(T)), nil
 }
 
-func (a *pushAccess) getLive(ctx context.Context, namespace, name string) (*imageSecret, error) {
-	o, err := a.client.RegistryV1alpha1().ImagePushSecrets(namespace).Get(ctx, name, metav1.GetOptions{})
+func (a *access[T]) getLive(ctx context.Context, namespace, name string) (*imageSecret, error) {
+	o, err := a.client(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return wrapPush(o), nil
+	return a.wrap(o), nil
 }
 
-func (a *pushAccess) update(ctx context.Context, o *imageSecret) (*imageSecret, error) {
-	r, err := a.client.RegistryV1alpha1().ImagePushSecrets(o.meta.Namespace).Update(ctx, o.obj.(*v1alpha1.ImagePushSecret), metav1.UpdateOptions{})
+func (a *access[T]) update(ctx context.Context, o *imageSecret) (*imageSecret, error) {
+	r, err := a.client(o.meta.Namespace).Update(ctx, o.obj.(T), metav1.UpdateOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return wrapPush(r), nil
+	a.objects.Wrote(r)
+	return a.wrap(r), nil
 }
 
-func (a *pushAccess) updateStatus(ctx context.Context, o *imageSecret) (*imageSecret, error) {
-	r, err := a.client.RegistryV1alpha1().ImagePushSecrets(o.meta.Namespace).UpdateStatus(ctx, o.obj.(*v1alpha1.ImagePushSecret), metav1.UpdateOptions{})
+func (a *access[T]) updateStatus(ctx context.Context, o *imageSecret) (*imageSecret, error) {
+	r, err := a.client(o.meta.Namespace).UpdateStatus(ctx, o.obj.(T), metav1.UpdateOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return wrapPush(r), nil
+	a.objects.Wrote(r)
+	return a.wrap(r), nil
 }
 
-func (a *pushAccess) informer() cache.SharedIndexInformer { return a.inf }
+func (a *access[T]) informer() cache.SharedIndexInformer { return a.objects.Informer }
 
-func (a *pushAccess) groupVersionKind() schema.GroupVersionKind {
-	return v1alpha1.SchemeGroupVersion.WithKind(pushObjectKind)
-}
-
-type pullAccess struct {
-	client versioned.Interface
-	lister listers.ImagePullSecretLister
-	inf    cache.SharedIndexInformer
-}
-
-func (a *pullAccess) get(namespace, name string) (*imageSecret, error) {
-	o, err := a.lister.ImagePullSecrets(namespace).Get(name)
-	if err != nil {
-		return nil, err
-	}
-	return wrapPull(o.DeepCopy()), nil
-}
-
-func (a *pullAccess) getLive(ctx context.Context, namespace, name string) (*imageSecret, error) {
-	o, err := a.client.RegistryV1alpha1().ImagePullSecrets(namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return wrapPull(o), nil
-}
-
-func (a *pullAccess) update(ctx context.Context, o *imageSecret) (*imageSecret, error) {
-	r, err := a.client.RegistryV1alpha1().ImagePullSecrets(o.meta.Namespace).Update(ctx, o.obj.(*v1alpha1.ImagePullSecret), metav1.UpdateOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return wrapPull(r), nil
-}
-
-func (a *pullAccess) updateStatus(ctx context.Context, o *imageSecret) (*imageSecret, error) {
-	r, err := a.client.RegistryV1alpha1().ImagePullSecrets(o.meta.Namespace).UpdateStatus(ctx, o.obj.(*v1alpha1.ImagePullSecret), metav1.UpdateOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return wrapPull(r), nil
-}
-
-func (a *pullAccess) informer() cache.SharedIndexInformer { return a.inf }
-
-func (a *pullAccess) groupVersionKind() schema.GroupVersionKind {
-	return v1alpha1.SchemeGroupVersion.WithKind(pullObjectKind)
+func (a *access[T]) groupVersionKind() schema.GroupVersionKind {
+	return v1alpha1.SchemeGroupVersion.WithKind(a.kind.ObjectKind())
 }

@@ -18,10 +18,11 @@ package imagesecret
 //  4. the Ready condition.
 //
 // A write that fails stops the sync, so a later step never runs without the
-// earlier ones. Writes are decided from live reads of the object, Secret and
-// account, or from the informer cache only where it provably holds this
-// process's own last writes (freshness.go), so a stale cache cannot publish
-// over newer state or write a Secret from an outdated view.
+// earlier ones. Every write is conditional (resourceVersion preconditions,
+// creates), so a decision from a cache that is behind cannot publish over
+// newer state or write a Secret from an outdated view: its write fails and
+// the sync decides again from live reads (sync.go). Every decision reads
+// API state only, so a restarted process decides the same.
 //
 // The transitions (decide) and why each is safe if the process stops after
 // any write:
@@ -49,9 +50,9 @@ package imagesecret
 //     password (the Secret's password is the previous one, or the current
 //     one was issued by initialize/reset, marked by Ready=False reason
 //     Issuing until the Secret has it, and the process stopped before the
-//     Secret write, or this process just published a rotation whose Secret
-//     write found the Secret deleted), rotation r is re-issued in place
-//     instead and the previous hash stays. So repeated crashes never push out the hash that
+//     Secret write, or a rotation's Secret write found the Secret deleted,
+//     which sets Issuing too), rotation r is re-issued in place instead and
+//     the previous hash stays. So repeated crashes never push out the hash that
 //     the last distributed password verifies.
 //   - dropPrevious: the previous hash is removed only when the Secret's
 //     password is the current one and the grace period, counted from the
@@ -85,6 +86,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 )
 
 type credAction int
@@ -116,10 +118,6 @@ type decision struct {
 	manual bool
 	// due is when the scheduled rotation fell due.
 	due time.Time
-	// currentUndelivered: this process published the current password in
-	// a rotation whose Secret write found the Secret deleted, so it never
-	// was a Secret's password (like Issuing, but known only in memory).
-	currentUndelivered bool
 }
 
 // decide compares the Secret's plaintexts with the published hashes. It
@@ -142,7 +140,7 @@ func (c *Controller) decide(cr *imageSecret, secret *corev1.Secret, now time.Tim
 	}
 	var password, nextPassword string
 	if secret != nil {
-		password, nextPassword = string(secret.Data[KeyPassword]), string(secret.Data[KeyNextPassword])
+		password, nextPassword = string(secret.Data[credentials.KeyPassword]), string(secret.Data[credentials.KeyNextPassword])
 	}
 	switch {
 	case c.verifier.verify(curHash, password):
@@ -170,7 +168,7 @@ func (c *Controller) decide(cr *imageSecret, secret *corev1.Secret, now time.Tim
 
 	d.manual = c.rotateRequested(cr)
 	graceOver := n < 3 || !now.Before(c.graceEnd(cr, secret))
-	d.due = c.rotationDue(cr)
+	d.due = c.rotationDue(cr, st.RotationDate)
 	due := d.manual || !now.Before(d.due)
 	switch {
 	case due && graceOver:
@@ -203,7 +201,9 @@ func (c *Controller) advance(cr *imageSecret, st *v1alpha1.ImageSecretStatus, d 
 		return p, h, err
 	}
 	rotatedNow := func() {
-		t := metav1.NewTime(now)
+		// Whole seconds, as the API stores it, so that what is derived
+		// from it (nextRotationDate) does not change once stored.
+		t := metav1.NewTime(now.Truncate(time.Second))
 		st.RotationDate = &t
 		st.RotateRequest = cr.meta.Annotations[v1alpha1.AnnotationRotate]
 	}
@@ -224,7 +224,7 @@ func (c *Controller) advance(cr *imageSecret, st *v1alpha1.ImageSecretStatus, d 
 		case n < 2 || n > 3:
 			st.Rotation++
 			st.Passwords = []string{curHash, nextHash}
-		case n == 3 && (d.inUseHash == st.Passwords[0] || issuing(st) || d.currentUndelivered):
+		case n == 3 && (d.inUseHash == st.Passwords[0] || issuing(st)):
 			// The current password never was a Secret's password: either
 			// the Secret's password is still the previous one, or the
 			// current one was issued and never reached the Secret. Re-issue
@@ -271,7 +271,7 @@ func (c *Controller) advance(cr *imageSecret, st *v1alpha1.ImageSecretStatus, d 
 // Ready condition says Issuing until it is).
 func issuing(st *v1alpha1.ImageSecretStatus) bool {
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-	return c != nil && c.Reason == Issuing
+	return c != nil && c.Reason == ReasonIssuing
 }
 
 func (c *Controller) rotationInterval(cr *imageSecret) time.Duration {
@@ -281,26 +281,31 @@ func (c *Controller) rotationInterval(cr *imageSecret) time.Duration {
 	return c.opts.DefaultRotationInterval
 }
 
-// rotationDue is rotationDate + interval + a jitter fixed per object, so that
-// objects created together spread their rotations.
-func (c *Controller) rotationDue(cr *imageSecret) time.Time {
-	if cr.status.RotationDate == nil {
+// rotationDue is when the scheduled rotation falls due (status
+// nextRotationDate): rotationDate + interval + a jitter fixed per object, so
+// that objects created together spread their rotations, in whole seconds as
+// the API stores times.
+func (c *Controller) rotationDue(cr *imageSecret, rotationDate *metav1.Time) time.Time {
+	if rotationDate == nil {
 		return time.Time{}
 	}
 	interval := c.rotationInterval(cr)
-	return cr.status.RotationDate.Add(interval + Jitter(cr.meta.UID, interval))
+	due := rotationDate.Add(interval + jitter(cr.meta.UID, interval))
+	if t := due.Truncate(time.Second); !t.Equal(due) {
+		return t.Add(time.Second)
+	}
+	return due
 }
 
-// JitterSpan bounds the jitter: a tenth of min(interval, 1h).
-func JitterSpan(interval time.Duration) time.Duration {
+// jitterSpan bounds the jitter: a tenth of min(interval, 1h).
+func jitterSpan(interval time.Duration) time.Duration {
 	return min(interval, time.Hour) / 10
 }
 
-// Jitter is the delay in [0, JitterSpan(interval)) that an object with this
-// UID adds to each scheduled rotation. Exported for tools that predict due
-// moments (hack/bench).
-func Jitter(uid types.UID, interval time.Duration) time.Duration {
-	span := JitterSpan(interval)
+// jitter is the delay in [0, jitterSpan(interval)) that an object with this
+// UID adds to each scheduled rotation.
+func jitter(uid types.UID, interval time.Duration) time.Duration {
+	span := jitterSpan(interval)
 	if span <= 0 {
 		return 0
 	}
@@ -316,7 +321,7 @@ func Jitter(uid types.UID, interval time.Duration) time.Duration {
 // writing a time in the future.
 func secretRotatedAt(cr *imageSecret, secret *corev1.Secret, now time.Time) time.Time {
 	if secret != nil {
-		if t, err := time.Parse(time.RFC3339Nano, secret.Annotations[AnnotationRotatedAt]); err == nil && !t.After(now) &&
+		if t, err := time.Parse(time.RFC3339Nano, secret.Annotations[v1alpha1.AnnotationRotatedAt]); err == nil && !t.After(now) &&
 			(cr.status.RotationDate == nil || !t.Before(cr.status.RotationDate.Time)) {
 			return t
 		}
@@ -338,7 +343,7 @@ func (c *Controller) nextWake(cr *imageSecret, secret *corev1.Secret) time.Time 
 	if len(cr.status.Passwords) == 3 {
 		return c.graceEnd(cr, secret)
 	}
-	return c.rotationDue(cr)
+	return c.rotationDue(cr, cr.status.RotationDate)
 }
 
 // setReady sets the Ready condition on a status copy; it reports a change.

@@ -95,7 +95,7 @@ func Enqueue(q Queue, obj any) {
 
 // MetaObject is the metadata of an informer event's object, a deletion
 // tombstone unwrapped. meta.Accessor also reads the compact entries that
-// the operator keeps in some caches (imagesecret.TrimForCache).
+// the operator keeps in some caches (pkg/objectcache).
 func MetaObject(obj any) (metav1.Object, bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj

@@ -19,11 +19,3 @@ type IssuerRef struct {
 	// +optional
 	Group string `json:"group,omitempty"`
 }
-
-// Labels the operator sets on what it creates. Its Secret informer watches
-// only objects with LabelManagedBy=ManagedByValue, so that unrelated Secrets
-// cost no memory.
-const (
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedByValue = "image-registry-operator"
-)

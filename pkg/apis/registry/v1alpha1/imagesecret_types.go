@@ -4,10 +4,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// AnnotationRotate asks for a rotation now: each change of its value on an
-// ImagePushSecret or ImagePullSecret triggers one rotation.
-const AnnotationRotate = "registry.mgoltzsche.github.com/rotate"
-
 // +genclient
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 // +kubebuilder:object:root=true
@@ -131,6 +127,12 @@ type ImageSecretStatus struct {
 	// RotationDate is when the current rotation began.
 	// +optional
 	RotationDate *metav1.Time `json:"rotationDate,omitempty"`
+	// NextRotationDate is when the next scheduled rotation falls due:
+	// rotationDate plus the rotation interval plus a delay fixed per object
+	// that spreads rotations of objects created together. A rotation also
+	// waits for the previous password's grace period to end.
+	// +optional
+	NextRotationDate *metav1.Time `json:"nextRotationDate,omitempty"`
 	// Passwords are bcrypt hashes, oldest first: the last belongs to rotation
 	// rotation+1 (the next password), the one before to rotation (the current
 	// password), and a third, while present, to the previous password during

@@ -7,3 +7,11 @@ import "k8s.io/apimachinery/pkg/runtime/schema"
 func Kind(kind string) schema.GroupKind {
 	return SchemeGroupVersion.WithKind(kind).GroupKind()
 }
+
+// The kinds of this group.
+const (
+	ImageRegistryKind        = "ImageRegistry"
+	ImageRegistryAccountKind = "ImageRegistryAccount"
+	ImagePushSecretKind      = "ImagePushSecret"
+	ImagePullSecretKind      = "ImagePullSecret"
+)

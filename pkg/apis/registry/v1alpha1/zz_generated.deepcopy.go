@@ -563,6 +563,10 @@ func (in *ImageSecretStatus) DeepCopyInto(out *ImageSecretStatus) {
 		in, out := &in.RotationDate, &out.RotationDate
 		*out = (*in).DeepCopy()
 	}
+	if in.NextRotationDate != nil {
+		in, out := &in.NextRotationDate, &out.NextRotationDate
+		*out = (*in).DeepCopy()
+	}
 	if in.Passwords != nil {
 		in, out := &in.Passwords, &out.Passwords
 		*out = make([]string, len(*in))

@@ -35,6 +35,11 @@ type ImageSecretStatusApplyConfiguration struct {
 	Rotation *int64 `json:"rotation,omitempty"`
 	// RotationDate is when the current rotation began.
 	RotationDate *v1.Time `json:"rotationDate,omitempty"`
+	// NextRotationDate is when the next scheduled rotation falls due:
+	// rotationDate plus the rotation interval plus a delay fixed per object
+	// that spreads rotations of objects created together. A rotation also
+	// waits for the previous password's grace period to end.
+	NextRotationDate *v1.Time `json:"nextRotationDate,omitempty"`
 	// Passwords are bcrypt hashes, oldest first: the last belongs to rotation
 	// rotation+1 (the next password), the one before to rotation (the current
 	// password), and a third, while present, to the previous password during
@@ -80,6 +85,14 @@ func (b *ImageSecretStatusApplyConfiguration) WithRotation(value int64) *ImageSe
 // If called multiple times, the RotationDate field is set to the value of the last call.
 func (b *ImageSecretStatusApplyConfiguration) WithRotationDate(value v1.Time) *ImageSecretStatusApplyConfiguration {
 	b.RotationDate = &value
+	return b
+}
+
+// WithNextRotationDate sets the NextRotationDate field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NextRotationDate field is set to the value of the last call.
+func (b *ImageSecretStatusApplyConfiguration) WithNextRotationDate(value v1.Time) *ImageSecretStatusApplyConfiguration {
+	b.NextRotationDate = &value
 	return b
 }
 

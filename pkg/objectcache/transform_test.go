@@ -1,4 +1,4 @@
-package main
+package objectcache
 
 import (
 	"maps"
@@ -10,26 +10,25 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 )
 
 // The transform keeps every value the controllers read, drops managedFields
 // and makes repeated strings share memory.
-func TestCacheTransform(t *testing.T) {
+func TestTransform(t *testing.T) {
 	cr1, s1, a1 := sampleObjects(1)
 	cr2, s2, _ := sampleObjects(2)
 	want := s1.DeepCopy()
 	objs := []interface{}{cr1.DeepCopy(), cr2.DeepCopy(), s1.DeepCopy(), s2.DeepCopy(), a1.DeepCopy()}
 	for i, o := range objs {
-		got, err := cacheTransform(o)
+		got, err := Transform(o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		objs[i] = got
 	}
 	gcr1, gcr2 := objs[0].(*v1alpha1.ImagePullSecret), objs[1].(*v1alpha1.ImagePullSecret)
-	gs1, ok1 := imagesecret.CachedSecret(objs[2])
-	gs2, ok2 := imagesecret.CachedSecret(objs[3])
+	gs1, ok1 := expandSecret(objs[2])
+	gs2, ok2 := expandSecret(objs[3])
 	if !ok1 || !ok2 {
 		t.Fatalf("Secrets cached as %T, %T", objs[2], objs[3])
 	}
@@ -38,8 +37,8 @@ func TestCacheTransform(t *testing.T) {
 	}
 	// Generated Secrets and accounts become compact entries, which
 	// expand to their content without managedFields.
-	ga1, ok := imagesecret.CachedAccount(objs[4])
-	if !ok || ga1.ManagedFields != nil || ga1.Annotations[imagesecret.AnnotationOwnerUID] != a1.Annotations[imagesecret.AnnotationOwnerUID] {
+	ga1, ok := expandAccount(objs[4])
+	if !ok || ga1.ManagedFields != nil || ga1.Annotations[v1alpha1.AnnotationOwnerUID] != a1.Annotations[v1alpha1.AnnotationOwnerUID] {
 		t.Errorf("account cached as %T: %+v", objs[4], ga1)
 	}
 	for i, o := range objs[2:] {
@@ -71,8 +70,8 @@ func TestCacheTransform(t *testing.T) {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: name,
 			Labels: map[string]string{strings.Clone(v1alpha1.LabelManagedBy): strings.Clone(v1alpha1.ManagedByValue)}}}
 	}
-	t1, err1 := cacheTransform(tls("a-tls"))
-	t2, err2 := cacheTransform(tls("b-tls"))
+	t1, err1 := Transform(tls("a-tls"))
+	t2, err2 := Transform(tls("b-tls"))
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}

@@ -1,4 +1,4 @@
-package main
+package objectcache
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	registryscheme "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/scheme"
 )
 
@@ -72,11 +72,11 @@ func BenchmarkCacheMemory(b *testing.B) {
 	var perCR, perSecret, perAccount float64
 	for b.Loop() {
 		h0 := heap()
-		c := fill(crs, crDecoder, cacheTransform)
+		c := fill(crs, crDecoder, Transform)
 		h1 := heap()
-		s := fill(secrets, codecs, cacheTransform)
+		s := fill(secrets, codecs, Transform)
 		h2 := heap()
-		a := fill(accounts, crDecoder, cacheTransform)
+		a := fill(accounts, crDecoder, Transform)
 		h3 := heap()
 		perCR += float64(h1-h0) / n
 		perSecret += float64(h2-h1) / n
@@ -93,25 +93,23 @@ func BenchmarkCacheMemory(b *testing.B) {
 }
 
 // sampleObjects are a pull object, its Secret and its account the way the
-// operator writes them, with the metadata the API server adds.
+// operator writes them (package credentials renders the Secret and the
+// account), with the metadata the API server adds.
 func sampleObjects(i int) (*v1alpha1.ImagePullSecret, *corev1.Secret, *v1alpha1.ImageRegistryAccount) {
 	ns, name := "team-a", fmt.Sprintf("app-%04d", i)
 	created := metav1.NewTime(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC))
 	hash := func(k int) string { return fmt.Sprintf("$2a$04$%053d", i*10+k) }
-	meta := func(name, ns string, rv int) metav1.ObjectMeta {
-		return metav1.ObjectMeta{
-			Name: name, Namespace: ns, UID: types.UID(fmt.Sprintf("0b7f3c2e-1d4a-4f6b-9c8d-%012d", rv)),
-			ResourceVersion: fmt.Sprint(100000 + rv), Generation: 1, CreationTimestamp: created,
-			ManagedFields: []metav1.ManagedFieldsEntry{{
-				Manager: "image-registry-operator", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &created,
-				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{".":{},"f:app.kubernetes.io/managed-by":{}}},"f:spec":{".":{}}}`)},
-			}},
-		}
+	meta := func(m *metav1.ObjectMeta, rv int) {
+		m.UID = types.UID(fmt.Sprintf("0b7f3c2e-1d4a-4f6b-9c8d-%012d", rv))
+		m.ResourceVersion, m.Generation, m.CreationTimestamp = fmt.Sprint(100000+rv), 1, created
+		m.ManagedFields = []metav1.ManagedFieldsEntry{{
+			Manager: "image-registry-operator", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &created,
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{".":{},"f:app.kubernetes.io/managed-by":{}}},"f:spec":{".":{}}}`)},
+		}}
 	}
-	rotation := int64(0)
 	cr := &v1alpha1.ImagePullSecret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "ImagePullSecret"},
-		ObjectMeta: meta(name, ns, 3*i),
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.ImagePullSecretKind},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Finalizers: []string{v1alpha1.FinalizerAccountCleanup}},
 		Spec:       v1alpha1.ImageSecretSpec{RotationInterval: &metav1.Duration{Duration: 24 * time.Hour}},
 		Status: v1alpha1.ImageSecretStatus{
 			ObservedGeneration: 1,
@@ -123,41 +121,28 @@ func sampleObjects(i int) (*v1alpha1.ImagePullSecret, *corev1.Secret, *v1alpha1.
 			SecretName:         name + "-image-pull-secret",
 			Conditions: []metav1.Condition{{
 				Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: 1, LastTransitionTime: created,
-				Reason: imagesecret.Issued, Message: "Secret " + name + "-image-pull-secret holds valid credentials",
+				// imagesecret.ReasonIssued (that package imports this one).
+				Reason: "Issued", Message: "Secret " + name + "-image-pull-secret holds valid credentials",
 			}},
 		},
 	}
-	cr.Finalizers = []string{imagesecret.FinalizerAccountCleanup}
-	secret := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: meta(name+"-image-pull-secret", ns, 3*i+1),
-		Type:       corev1.SecretTypeDockerConfigJson,
-		Data: map[string][]byte{
-			imagesecret.KeyRegistry:     []byte("registry.infra.svc.cluster.local"),
-			imagesecret.KeyUsername:     []byte(ns + "/" + name + "/0"),
-			imagesecret.KeyPassword:     []byte(strings.Repeat("p", 43)),
-			imagesecret.KeyNextPassword: []byte(strings.Repeat("n", 43)),
-			imagesecret.KeyCA:           []byte("-----BEGIN CERTIFICATE-----\n" + strings.Repeat(strings.Repeat("A", 64)+"\n", 9) + "-----END CERTIFICATE-----\n"),
-			corev1.DockerConfigJsonKey:  []byte(`{"auths":{"registry.infra.svc.cluster.local":{"username":"` + ns + "/" + name + `/0","password":"` + strings.Repeat("p", 43) + `","auth":"` + strings.Repeat("Y", 80) + `"}}}`),
-		},
+	meta(&cr.ObjectMeta, 3*i)
+	owner := credentials.Owner{Kind: credentials.KindPull, Namespace: ns, Name: name, UID: cr.UID}
+	secret, err := credentials.NewSecret(owner, credentials.DefaultSecretName(owner.Kind, name), credentials.SecretContent{
+		Registry:     "registry.infra.svc.cluster.local",
+		CA:           "-----BEGIN CERTIFICATE-----\n" + strings.Repeat(strings.Repeat("A", 64)+"\n", 9) + "-----END CERTIFICATE-----\n",
+		Rotation:     0,
+		Password:     strings.Repeat("p", 43),
+		NextPassword: strings.Repeat("n", 43),
+		RotatedAt:    created.Time,
+	})
+	if err != nil {
+		panic(err)
 	}
-	secret.Labels = map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}
-	secret.Annotations = map[string]string{imagesecret.AnnotationRotatedAt: created.UTC().Format(time.RFC3339Nano)}
-	secret.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(cr, v1alpha1.SchemeGroupVersion.WithKind("ImagePullSecret"))}
-	account := &v1alpha1.ImageRegistryAccount{
-		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "ImageRegistryAccount"},
-		ObjectMeta: meta("pull."+ns+"."+name, "infra", 3*i+2),
-		Spec: v1alpha1.ImageRegistryAccountSpec{
-			Username:  ns + "/" + name,
-			Rotation:  &rotation,
-			Passwords: []string{hash(0), hash(1), hash(2)},
-			Labels:    map[string][]string{"namespace": {ns}, "name": {name}, "type": {"pull"}},
-		},
-	}
-	account.Labels = map[string]string{
-		v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, imagesecret.LabelType: "pull",
-		imagesecret.LabelOwnerNamespace: ns, imagesecret.LabelOwnerName: name,
-	}
-	account.Annotations = map[string]string{imagesecret.AnnotationOwner: "pull/" + ns + "/" + name, imagesecret.AnnotationOwnerUID: string(cr.UID)}
+	secret.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
+	meta(&secret.ObjectMeta, 3*i+1)
+	account := credentials.NewAccount(owner, "infra", 0, []string{hash(0), hash(1), hash(2)})
+	account.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.ImageRegistryAccountKind}
+	meta(&account.ObjectMeta, 3*i+2)
 	return cr, secret, account
 }

@@ -1,4 +1,4 @@
-package main
+package objectcache
 
 import (
 	"sync"
@@ -8,21 +8,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 )
 
-// cacheTransform is the informer transform of every cache. Per push or pull
+// Transform is the informer transform of every cache. Per push or pull
 // object the operator caches three objects (it, its Secret, its account),
 // so their size is the operator's memory per object:
 //   - metadata.managedFields go: no controller reads them, and they are
 //     often the largest part of an object;
 //   - generated Secrets and accounts are trimmed to what the push/pull
 //     controllers compare and, as a rule, kept as compact entries rather
-//     than typed objects (imagesecret.TrimForCache; read them through
-//     imagesecret.CompactSecrets and CompactAccounts);
+//     than typed objects (trim, compact.go; read them through Secrets and
+//     Accounts);
 //   - strings that thousands of objects repeat (namespaces, label and
 //     annotation keys, owner kinds, condition reasons) share one copy.
-func cacheTransform(obj interface{}) (interface{}, error) {
+func Transform(obj interface{}) (interface{}, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		if m.GetManagedFields() != nil {
 			m.SetManagedFields(nil)
@@ -42,10 +41,7 @@ func cacheTransform(obj interface{}) (interface{}, error) {
 			}
 		}
 	}
-	obj, err := imagesecret.TrimForCache(obj)
-	if err != nil {
-		return nil, err
-	}
+	obj = trim(obj)
 	switch o := obj.(type) {
 	case *corev1.Secret:
 		o.Type = corev1.SecretType(shared.intern(string(o.Type)))
@@ -73,7 +69,7 @@ func internKeys(m map[string]string) {
 func internLabels(m map[string]string) {
 	for k, v := range m {
 		switch k {
-		case registryv1alpha1.LabelManagedBy, imagesecret.LabelType, imagesecret.LabelOwnerNamespace:
+		case registryv1alpha1.LabelManagedBy, registryv1alpha1.LabelType, registryv1alpha1.LabelOwnerNamespace:
 			v = shared.intern(v)
 		}
 		m[shared.intern(k)] = v
