@@ -7,7 +7,7 @@ SCRIPT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TMP="$(mktemp -d)"
 trap 'rm -rf "${TMP}"' EXIT
 
-GENERATED=(pkg/apis pkg/generated artifacts/crds)
+GENERATED=(pkg/apis pkg/generated artifacts/crds hack/api-violations.list)
 
 cd "${SCRIPT_ROOT}"
 tar --exclude=./_output --exclude=./.git -cf - . | tar -C "${TMP}" -xf -

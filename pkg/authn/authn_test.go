@@ -87,9 +87,7 @@ func newFixture(t testing.TB, objs ...*registryv1alpha1.ImageRegistryAccount) *f
 func newFixtureWith(t testing.TB, opts func(*Options), objs ...*registryv1alpha1.ImageRegistryAccount) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
-	// NewSimpleClientset: the field-managed NewClientset needs OpenAPI
-	// schemas of the CRDs, which the generated applyconfigurations lack.
-	f.client = fake.NewSimpleClientset()
+	f.client = fake.NewClientset()
 	for _, o := range objs {
 		if _, err := f.client.RegistryV1alpha1().ImageRegistryAccounts(o.Namespace).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -439,7 +437,7 @@ func TestConcurrentLogins(t *testing.T) {
 }
 
 func TestDirect(t *testing.T) {
-	client := fake.NewSimpleClientset(
+	client := fake.NewClientset(
 		rotating(t, "push-x", "team/app", 1, pushLabels, "p1", "p2"),
 		static(t, "ci", "", "static-a"),
 	)

@@ -272,7 +272,7 @@ func cpuTime() time.Duration {
 // cached logins).
 func startFloodAuthenticator(b *testing.B, opts func(*authn.Options), accounts ...*registryv1alpha1.ImageRegistryAccount) *authn.Authenticator {
 	b.Helper()
-	client := fake.NewSimpleClientset()
+	client := fake.NewClientset()
 	for _, a := range accounts {
 		if _, err := client.RegistryV1alpha1().ImageRegistryAccounts(testNS).Create(context.Background(), a, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)

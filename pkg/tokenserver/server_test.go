@@ -63,7 +63,7 @@ func startAuthenticator(t testing.TB, accounts ...*registryv1alpha1.ImageRegistr
 // changed by opts.
 func startAuthenticatorWith(t testing.TB, opts func(*authn.Options), accounts ...*registryv1alpha1.ImageRegistryAccount) *authn.Authenticator {
 	t.Helper()
-	client := fake.NewSimpleClientset()
+	client := fake.NewClientset()
 	for _, a := range accounts {
 		if _, err := client.RegistryV1alpha1().ImageRegistryAccounts(testNS).Create(context.Background(), a, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -112,26 +112,12 @@ func newFixture(t *testing.T, kind credentials.Kind, objects ...runtime.Object) 
 		}
 		m.SetResourceVersion(strconv.Itoa(i + 1))
 	}
-	// The registry client stays on the deprecated NewSimpleClientset:
-	// NewClientset's tracker passes every create through a field manager
-	// whose type converter (applyconfiguration.NewTypeConverter) has no
-	// models of this API's types. hack/update-codegen.sh runs
-	// applyconfiguration-gen without an OpenAPI schema, so
-	// applyconfiguration/internal holds only the untyped placeholder types,
-	// and creating an ImageRegistryAccount (the controller does) or an
-	// ImagePushSecret fails with "failed to convert new object ... to smd
-	// typed: schema error: no type found matching:
-	// com.github.image-registry-operator....v1alpha1.ImageRegistryAccount".
-	// The imageregistry fixture gets away with NewClientset because its
-	// controller never creates an object of this API: it only updates the
-	// status of registries seeded with a UID and no managedFields, and the
-	// field manager skips tracking for those.
 	f := &fixture{
 		t:        t,
 		rv:       int64(len(objects)),
 		kind:     kind,
 		kube:     k8sfake.NewClientset(kubeObjects...),
-		client:   fake.NewSimpleClientset(registryObjects...), //nolint:staticcheck // NewClientset cannot create these types: see above
+		client:   fake.NewClientset(registryObjects...),
 		clock:    testingclock.NewFakeClock(t0),
 		recorder: record.NewFakeRecorder(1000),
 	}

@@ -57,9 +57,7 @@ func TestRunWiresInformersToSync(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	kube := k8sfake.NewClientset()
-	// Not NewClientset: it cannot create objects of this API (newFixture
-	// says why).
-	client := fake.NewSimpleClientset(registry(regNS, regName, true)) //nolint:staticcheck
+	client := fake.NewClientset(registry(regNS, regName, true))
 	done := runController(ctx, t, kube, client, 1)
 
 	if _, err := client.RegistryV1alpha1().ImagePushSecrets("team").Create(ctx, newObject(credentials.KindPush, "team", "ci").(*v1alpha1.ImagePushSecret), metav1.CreateOptions{}); err != nil {
@@ -102,7 +100,7 @@ func TestRunBurstDecidesFromCache(t *testing.T) {
 	reg := registry(regNS, regName, true)
 	reg.ResourceVersion = "1"
 	kube := k8sfake.NewClientset()
-	client := fake.NewSimpleClientset(reg) //nolint:staticcheck // not NewClientset: see newFixture
+	client := fake.NewClientset(reg)
 	var rv atomic.Int64
 	rv.Store(1)
 	nextRV := func() string { return strconv.FormatInt(rv.Add(1), 10) }

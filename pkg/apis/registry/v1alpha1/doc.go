@@ -5,6 +5,7 @@
 // manifests written for it apply unchanged.
 //
 // +k8s:deepcopy-gen=package
+// +k8s:openapi-gen=true
 // +groupName=registry.mgoltzsche.github.com
 // +kubebuilder:object:generate=false
 package v1alpha1

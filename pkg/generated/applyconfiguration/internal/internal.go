@@ -39,6 +39,567 @@ func Parser() *typed.Parser {
 var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
+- name: Condition.v1.meta.apis.pkg.apimachinery.k8s.io
+  map:
+    fields:
+    - name: lastTransitionTime
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: message
+      type:
+        scalar: string
+      default: ""
+    - name: observedGeneration
+      type:
+        scalar: numeric
+    - name: reason
+      type:
+        scalar: string
+      default: ""
+    - name: status
+      type:
+        scalar: string
+      default: ""
+    - name: type
+      type:
+        scalar: string
+      default: ""
+- name: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
+  scalar: string
+- name: FieldsV1.v1.meta.apis.pkg.apimachinery.k8s.io
+  map:
+    elementType:
+      scalar: untyped
+      list:
+        elementType:
+          namedType: __untyped_atomic_
+        elementRelationship: atomic
+      map:
+        elementType:
+          namedType: __untyped_deduced_
+        elementRelationship: separable
+- name: ManagedFieldsEntry.v1.meta.apis.pkg.apimachinery.k8s.io
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: fieldsType
+      type:
+        scalar: string
+    - name: fieldsV1
+      type:
+        namedType: FieldsV1.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: manager
+      type:
+        scalar: string
+    - name: operation
+      type:
+        scalar: string
+    - name: subresource
+      type:
+        scalar: string
+    - name: time
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+- name: ObjectMeta.v1.meta.apis.pkg.apimachinery.k8s.io
+  map:
+    fields:
+    - name: annotations
+      type:
+        map:
+          elementType:
+            scalar: string
+    - name: creationTimestamp
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: deletionGracePeriodSeconds
+      type:
+        scalar: numeric
+    - name: deletionTimestamp
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: finalizers
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: generateName
+      type:
+        scalar: string
+    - name: generation
+      type:
+        scalar: numeric
+    - name: labels
+      type:
+        map:
+          elementType:
+            scalar: string
+    - name: managedFields
+      type:
+        list:
+          elementType:
+            namedType: ManagedFieldsEntry.v1.meta.apis.pkg.apimachinery.k8s.io
+          elementRelationship: atomic
+    - name: name
+      type:
+        scalar: string
+    - name: namespace
+      type:
+        scalar: string
+    - name: ownerReferences
+      type:
+        list:
+          elementType:
+            namedType: OwnerReference.v1.meta.apis.pkg.apimachinery.k8s.io
+          elementRelationship: associative
+          keys:
+          - uid
+    - name: resourceVersion
+      type:
+        scalar: string
+    - name: selfLink
+      type:
+        scalar: string
+    - name: uid
+      type:
+        scalar: string
+- name: OwnerReference.v1.meta.apis.pkg.apimachinery.k8s.io
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+      default: ""
+    - name: blockOwnerDeletion
+      type:
+        scalar: boolean
+    - name: controller
+      type:
+        scalar: boolean
+    - name: kind
+      type:
+        scalar: string
+      default: ""
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: uid
+      type:
+        scalar: string
+      default: ""
+    elementRelationship: atomic
+- name: Quantity.resource.api.pkg.apimachinery.k8s.io
+  scalar: string
+- name: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+  scalar: untyped
+- name: VolumeResourceRequirements.v1.core.api.k8s.io
+  map:
+    fields:
+    - name: limits
+      type:
+        map:
+          elementType:
+            namedType: Quantity.resource.api.pkg.apimachinery.k8s.io
+    - name: requests
+      type:
+        map:
+          elementType:
+            namedType: Quantity.resource.api.pkg.apimachinery.k8s.io
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ACLEntry
+  map:
+    fields:
+    - name: actions
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: comment
+      type:
+        scalar: string
+    - name: match
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ACLMatch
+      default: {}
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ACLMatch
+  map:
+    fields:
+    - name: account
+      type:
+        scalar: string
+    - name: ip
+      type:
+        scalar: string
+    - name: labels
+      type:
+        map:
+          elementType:
+            scalar: string
+    - name: name
+      type:
+        scalar: string
+    - name: service
+      type:
+        scalar: string
+    - name: type
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.AccessSpec
+  map:
+    fields:
+    - name: namespaces
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.AuthCASpec
+  map:
+    fields:
+    - name: issuerRef
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.IssuerRef
+    - name: secretName
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.AuthSpec
+  map:
+    fields:
+    - name: acl
+      type:
+        list:
+          elementType:
+            namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ACLEntry
+          elementRelationship: atomic
+    - name: ca
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.AuthCASpec
+    - name: configMapName
+      type:
+        scalar: string
+    - name: issuerRef
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.IssuerRef
+    - name: server
+      type:
+        scalar: string
+    - name: tokenExpiration
+      type:
+        namedType: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePullSecret
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: ObjectMeta.v1.meta.apis.pkg.apimachinery.k8s.io
+      default: {}
+    - name: spec
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretSpec
+      default: {}
+    - name: status
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretStatus
+      default: {}
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePushSecret
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: ObjectMeta.v1.meta.apis.pkg.apimachinery.k8s.io
+      default: {}
+    - name: spec
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretSpec
+      default: {}
+    - name: status
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretStatus
+      default: {}
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistry
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: ObjectMeta.v1.meta.apis.pkg.apimachinery.k8s.io
+      default: {}
+    - name: spec
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistrySpec
+      default: {}
+    - name: status
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryStatus
+      default: {}
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryAccount
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: ObjectMeta.v1.meta.apis.pkg.apimachinery.k8s.io
+      default: {}
+    - name: spec
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryAccountSpec
+      default: {}
+    - name: status
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryAccountStatus
+      default: {}
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryAccountSpec
+  map:
+    fields:
+    - name: expiresAt
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: labels
+      type:
+        map:
+          elementType:
+            list:
+              elementType:
+                scalar: string
+              elementRelationship: atomic
+    - name: passwords
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: rotation
+      type:
+        scalar: numeric
+    - name: username
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryAccountStatus
+  map:
+    fields:
+    - name: conditions
+      type:
+        list:
+          elementType:
+            namedType: Condition.v1.meta.apis.pkg.apimachinery.k8s.io
+          elementRelationship: associative
+          keys:
+          - type
+    - name: observedGeneration
+      type:
+        scalar: numeric
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistrySpec
+  map:
+    fields:
+    - name: access
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.AccessSpec
+    - name: auth
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.AuthSpec
+      default: {}
+    - name: images
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagesSpec
+    - name: persistentVolumeClaim
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.PersistentVolumeClaimSpec
+      default: {}
+    - name: replicas
+      type:
+        scalar: numeric
+    - name: storage
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.StorageSpec
+    - name: tls
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.TLSSpec
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryStatus
+  map:
+    fields:
+    - name: ca
+      type:
+        scalar: string
+    - name: conditions
+      type:
+        list:
+          elementType:
+            namedType: Condition.v1.meta.apis.pkg.apimachinery.k8s.io
+          elementRelationship: associative
+          keys:
+          - type
+    - name: hostname
+      type:
+        scalar: string
+    - name: observedGeneration
+      type:
+        scalar: numeric
+    - name: readyReplicas
+      type:
+        scalar: numeric
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretSpec
+  map:
+    fields:
+    - name: registryRef
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.RegistryRef
+    - name: rotationInterval
+      type:
+        namedType: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: secretName
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretStatus
+  map:
+    fields:
+    - name: conditions
+      type:
+        list:
+          elementType:
+            namedType: Condition.v1.meta.apis.pkg.apimachinery.k8s.io
+          elementRelationship: associative
+          keys:
+          - type
+    - name: nextRotationDate
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: observedGeneration
+      type:
+        scalar: numeric
+    - name: passwords
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: registry
+      type:
+        scalar: string
+    - name: registryRef
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.RegistryRef
+    - name: rotateRequest
+      type:
+        scalar: string
+    - name: rotation
+      type:
+        scalar: numeric
+      default: 0
+    - name: rotationDate
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: secretName
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagesSpec
+  map:
+    fields:
+    - name: auth
+      type:
+        scalar: string
+    - name: dockerAuth
+      type:
+        scalar: string
+    - name: registry
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.IssuerRef
+  map:
+    fields:
+    - name: group
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+      default: ""
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.PersistentVolumeClaimSpec
+  map:
+    fields:
+    - name: accessModes
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: resources
+      type:
+        namedType: VolumeResourceRequirements.v1.core.api.k8s.io
+      default: {}
+    - name: storageClassName
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.RegistryRef
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: namespace
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.S3StorageSpec
+  map:
+    fields:
+    - name: bucket
+      type:
+        scalar: string
+      default: ""
+    - name: credentialsSecret
+      type:
+        scalar: string
+      default: ""
+    - name: endpoint
+      type:
+        scalar: string
+    - name: region
+      type:
+        scalar: string
+      default: ""
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.StorageSpec
+  map:
+    fields:
+    - name: s3
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.S3StorageSpec
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.TLSSpec
+  map:
+    fields:
+    - name: issuerRef
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.IssuerRef
+    - name: secretName
+      type:
+        scalar: string
 - name: __untyped_atomic_
   scalar: untyped
   list:

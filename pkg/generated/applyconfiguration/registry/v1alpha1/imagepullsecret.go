@@ -19,8 +19,11 @@ limitations under the License.
 package v1alpha1
 
 import (
+	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	internal "github.com/image-registry-operator/image-registry-operator/pkg/generated/applyconfiguration/internal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	types "k8s.io/apimachinery/pkg/types"
+	managedfields "k8s.io/apimachinery/pkg/util/managedfields"
 	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
@@ -48,6 +51,47 @@ func ImagePullSecret(name, namespace string) *ImagePullSecretApplyConfiguration 
 	b.WithKind("ImagePullSecret")
 	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
 	return b
+}
+
+// ExtractImagePullSecretFrom extracts the applied configuration owned by fieldManager from
+// imagePullSecret for the specified subresource. Pass an empty string for subresource to extract
+// the main resource. Common subresources include "status", "scale", etc.
+// imagePullSecret must be a unmodified ImagePullSecret API object that was retrieved from the Kubernetes API.
+// ExtractImagePullSecretFrom provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImagePullSecretFrom(imagePullSecret *registryv1alpha1.ImagePullSecret, fieldManager string, subresource string) (*ImagePullSecretApplyConfiguration, error) {
+	b := &ImagePullSecretApplyConfiguration{}
+	err := managedfields.ExtractInto(imagePullSecret, internal.Parser().Type("com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePullSecret"), fieldManager, b, subresource)
+	if err != nil {
+		return nil, err
+	}
+	b.WithName(imagePullSecret.Name)
+	b.WithNamespace(imagePullSecret.Namespace)
+
+	b.WithKind("ImagePullSecret")
+	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
+	return b, nil
+}
+
+// ExtractImagePullSecret extracts the applied configuration owned by fieldManager from
+// imagePullSecret. If no managedFields are found in imagePullSecret for fieldManager, a
+// ImagePullSecretApplyConfiguration is returned with only the Name, Namespace (if applicable),
+// APIVersion and Kind populated. It is possible that no managed fields were found for because other
+// field managers have taken ownership of all the fields previously owned by fieldManager, or because
+// the fieldManager never owned fields any fields.
+// imagePullSecret must be a unmodified ImagePullSecret API object that was retrieved from the Kubernetes API.
+// ExtractImagePullSecret provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImagePullSecret(imagePullSecret *registryv1alpha1.ImagePullSecret, fieldManager string) (*ImagePullSecretApplyConfiguration, error) {
+	return ExtractImagePullSecretFrom(imagePullSecret, fieldManager, "")
+}
+
+// ExtractImagePullSecretStatus extracts the applied configuration owned by fieldManager from
+// imagePullSecret for the status subresource.
+func ExtractImagePullSecretStatus(imagePullSecret *registryv1alpha1.ImagePullSecret, fieldManager string) (*ImagePullSecretApplyConfiguration, error) {
+	return ExtractImagePullSecretFrom(imagePullSecret, fieldManager, "status")
 }
 
 func (b ImagePullSecretApplyConfiguration) IsApplyConfiguration() {}

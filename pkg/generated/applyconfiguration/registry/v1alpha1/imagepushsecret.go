@@ -19,8 +19,11 @@ limitations under the License.
 package v1alpha1
 
 import (
+	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	internal "github.com/image-registry-operator/image-registry-operator/pkg/generated/applyconfiguration/internal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	types "k8s.io/apimachinery/pkg/types"
+	managedfields "k8s.io/apimachinery/pkg/util/managedfields"
 	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
@@ -48,6 +51,47 @@ func ImagePushSecret(name, namespace string) *ImagePushSecretApplyConfiguration 
 	b.WithKind("ImagePushSecret")
 	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
 	return b
+}
+
+// ExtractImagePushSecretFrom extracts the applied configuration owned by fieldManager from
+// imagePushSecret for the specified subresource. Pass an empty string for subresource to extract
+// the main resource. Common subresources include "status", "scale", etc.
+// imagePushSecret must be a unmodified ImagePushSecret API object that was retrieved from the Kubernetes API.
+// ExtractImagePushSecretFrom provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImagePushSecretFrom(imagePushSecret *registryv1alpha1.ImagePushSecret, fieldManager string, subresource string) (*ImagePushSecretApplyConfiguration, error) {
+	b := &ImagePushSecretApplyConfiguration{}
+	err := managedfields.ExtractInto(imagePushSecret, internal.Parser().Type("com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePushSecret"), fieldManager, b, subresource)
+	if err != nil {
+		return nil, err
+	}
+	b.WithName(imagePushSecret.Name)
+	b.WithNamespace(imagePushSecret.Namespace)
+
+	b.WithKind("ImagePushSecret")
+	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
+	return b, nil
+}
+
+// ExtractImagePushSecret extracts the applied configuration owned by fieldManager from
+// imagePushSecret. If no managedFields are found in imagePushSecret for fieldManager, a
+// ImagePushSecretApplyConfiguration is returned with only the Name, Namespace (if applicable),
+// APIVersion and Kind populated. It is possible that no managed fields were found for because other
+// field managers have taken ownership of all the fields previously owned by fieldManager, or because
+// the fieldManager never owned fields any fields.
+// imagePushSecret must be a unmodified ImagePushSecret API object that was retrieved from the Kubernetes API.
+// ExtractImagePushSecret provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImagePushSecret(imagePushSecret *registryv1alpha1.ImagePushSecret, fieldManager string) (*ImagePushSecretApplyConfiguration, error) {
+	return ExtractImagePushSecretFrom(imagePushSecret, fieldManager, "")
+}
+
+// ExtractImagePushSecretStatus extracts the applied configuration owned by fieldManager from
+// imagePushSecret for the status subresource.
+func ExtractImagePushSecretStatus(imagePushSecret *registryv1alpha1.ImagePushSecret, fieldManager string) (*ImagePushSecretApplyConfiguration, error) {
+	return ExtractImagePushSecretFrom(imagePushSecret, fieldManager, "status")
 }
 
 func (b ImagePushSecretApplyConfiguration) IsApplyConfiguration() {}

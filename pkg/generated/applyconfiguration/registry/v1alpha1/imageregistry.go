@@ -19,8 +19,11 @@ limitations under the License.
 package v1alpha1
 
 import (
+	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	internal "github.com/image-registry-operator/image-registry-operator/pkg/generated/applyconfiguration/internal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	types "k8s.io/apimachinery/pkg/types"
+	managedfields "k8s.io/apimachinery/pkg/util/managedfields"
 	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
@@ -49,6 +52,47 @@ func ImageRegistry(name, namespace string) *ImageRegistryApplyConfiguration {
 	b.WithKind("ImageRegistry")
 	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
 	return b
+}
+
+// ExtractImageRegistryFrom extracts the applied configuration owned by fieldManager from
+// imageRegistry for the specified subresource. Pass an empty string for subresource to extract
+// the main resource. Common subresources include "status", "scale", etc.
+// imageRegistry must be a unmodified ImageRegistry API object that was retrieved from the Kubernetes API.
+// ExtractImageRegistryFrom provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImageRegistryFrom(imageRegistry *registryv1alpha1.ImageRegistry, fieldManager string, subresource string) (*ImageRegistryApplyConfiguration, error) {
+	b := &ImageRegistryApplyConfiguration{}
+	err := managedfields.ExtractInto(imageRegistry, internal.Parser().Type("com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistry"), fieldManager, b, subresource)
+	if err != nil {
+		return nil, err
+	}
+	b.WithName(imageRegistry.Name)
+	b.WithNamespace(imageRegistry.Namespace)
+
+	b.WithKind("ImageRegistry")
+	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
+	return b, nil
+}
+
+// ExtractImageRegistry extracts the applied configuration owned by fieldManager from
+// imageRegistry. If no managedFields are found in imageRegistry for fieldManager, a
+// ImageRegistryApplyConfiguration is returned with only the Name, Namespace (if applicable),
+// APIVersion and Kind populated. It is possible that no managed fields were found for because other
+// field managers have taken ownership of all the fields previously owned by fieldManager, or because
+// the fieldManager never owned fields any fields.
+// imageRegistry must be a unmodified ImageRegistry API object that was retrieved from the Kubernetes API.
+// ExtractImageRegistry provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImageRegistry(imageRegistry *registryv1alpha1.ImageRegistry, fieldManager string) (*ImageRegistryApplyConfiguration, error) {
+	return ExtractImageRegistryFrom(imageRegistry, fieldManager, "")
+}
+
+// ExtractImageRegistryStatus extracts the applied configuration owned by fieldManager from
+// imageRegistry for the status subresource.
+func ExtractImageRegistryStatus(imageRegistry *registryv1alpha1.ImageRegistry, fieldManager string) (*ImageRegistryApplyConfiguration, error) {
+	return ExtractImageRegistryFrom(imageRegistry, fieldManager, "status")
 }
 
 func (b ImageRegistryApplyConfiguration) IsApplyConfiguration() {}

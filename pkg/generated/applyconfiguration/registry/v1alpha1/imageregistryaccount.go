@@ -19,8 +19,11 @@ limitations under the License.
 package v1alpha1
 
 import (
+	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	internal "github.com/image-registry-operator/image-registry-operator/pkg/generated/applyconfiguration/internal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	types "k8s.io/apimachinery/pkg/types"
+	managedfields "k8s.io/apimachinery/pkg/util/managedfields"
 	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
@@ -49,6 +52,47 @@ func ImageRegistryAccount(name, namespace string) *ImageRegistryAccountApplyConf
 	b.WithKind("ImageRegistryAccount")
 	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
 	return b
+}
+
+// ExtractImageRegistryAccountFrom extracts the applied configuration owned by fieldManager from
+// imageRegistryAccount for the specified subresource. Pass an empty string for subresource to extract
+// the main resource. Common subresources include "status", "scale", etc.
+// imageRegistryAccount must be a unmodified ImageRegistryAccount API object that was retrieved from the Kubernetes API.
+// ExtractImageRegistryAccountFrom provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImageRegistryAccountFrom(imageRegistryAccount *registryv1alpha1.ImageRegistryAccount, fieldManager string, subresource string) (*ImageRegistryAccountApplyConfiguration, error) {
+	b := &ImageRegistryAccountApplyConfiguration{}
+	err := managedfields.ExtractInto(imageRegistryAccount, internal.Parser().Type("com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageRegistryAccount"), fieldManager, b, subresource)
+	if err != nil {
+		return nil, err
+	}
+	b.WithName(imageRegistryAccount.Name)
+	b.WithNamespace(imageRegistryAccount.Namespace)
+
+	b.WithKind("ImageRegistryAccount")
+	b.WithAPIVersion("registry.mgoltzsche.github.com/v1alpha1")
+	return b, nil
+}
+
+// ExtractImageRegistryAccount extracts the applied configuration owned by fieldManager from
+// imageRegistryAccount. If no managedFields are found in imageRegistryAccount for fieldManager, a
+// ImageRegistryAccountApplyConfiguration is returned with only the Name, Namespace (if applicable),
+// APIVersion and Kind populated. It is possible that no managed fields were found for because other
+// field managers have taken ownership of all the fields previously owned by fieldManager, or because
+// the fieldManager never owned fields any fields.
+// imageRegistryAccount must be a unmodified ImageRegistryAccount API object that was retrieved from the Kubernetes API.
+// ExtractImageRegistryAccount provides a way to perform a extract/modify-in-place/apply workflow.
+// Note that an extracted apply configuration will contain fewer fields than what the fieldManager previously
+// applied if another fieldManager has updated or force applied any of the previously applied fields.
+func ExtractImageRegistryAccount(imageRegistryAccount *registryv1alpha1.ImageRegistryAccount, fieldManager string) (*ImageRegistryAccountApplyConfiguration, error) {
+	return ExtractImageRegistryAccountFrom(imageRegistryAccount, fieldManager, "")
+}
+
+// ExtractImageRegistryAccountStatus extracts the applied configuration owned by fieldManager from
+// imageRegistryAccount for the status subresource.
+func ExtractImageRegistryAccountStatus(imageRegistryAccount *registryv1alpha1.ImageRegistryAccount, fieldManager string) (*ImageRegistryAccountApplyConfiguration, error) {
+	return ExtractImageRegistryAccountFrom(imageRegistryAccount, fieldManager, "status")
 }
 
 func (b ImageRegistryAccountApplyConfiguration) IsApplyConfiguration() {}
