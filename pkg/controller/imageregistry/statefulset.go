@@ -199,6 +199,12 @@ func (c *Controller) registryContainer(reg *v1alpha1.ImageRegistry) corev1.Conta
 	} else {
 		mounts = append(mounts, corev1.VolumeMount{Name: dataVolume, MountPath: dataDir})
 	}
+	if p := reg.Spec.Proxy; p != nil && p.CredentialsSecret != "" {
+		// The upstream login, kept out of the ConfigMap.
+		env = append(env,
+			secretEnv("REGISTRY_PROXY_USERNAME", p.CredentialsSecret, "username"),
+			secretEnv("REGISTRY_PROXY_PASSWORD", p.CredentialsSecret, "password"))
+	}
 	return corev1.Container{
 		Name:  "registry",
 		Image: image,
