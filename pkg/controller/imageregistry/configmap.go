@@ -241,6 +241,8 @@ type registryHTTPConfig struct {
 	Addr    string              `json:"addr"`
 	TLS     registryTLSConfig   `json:"tls"`
 	Headers map[string][]string `json:"headers,omitempty"`
+	// DrainTimeout: see replicas.go.
+	DrainTimeout string `json:"draintimeout,omitempty"`
 }
 
 type registryTLSConfig struct {
@@ -318,6 +320,7 @@ func renderRegistryConfig(reg *v1alpha1.ImageRegistry, hostname, issuer string, 
 		}},
 		Health: registryHealthConfig{StorageDriver: registryStorageHealth{Enabled: true, Interval: "10s", Threshold: 3}},
 	}
+	replicaSettings(&cfg)
 	if p := reg.Spec.Proxy; p != nil {
 		cfg.Proxy = &registryProxyConfig{RemoteURL: p.RemoteURL}
 		if p.TTL != nil {

@@ -56,6 +56,9 @@ func configHash(st *syncState) string {
 
 func (c *Controller) ensureStatefulSet(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
 	desired := c.desiredStatefulSet(reg, st)
+	if err := c.annotateS3Credentials(ctx, reg, st, desired); err != nil {
+		return err
+	}
 	cur, err := lookup(c.statefulSetsLister.StatefulSets(reg.Namespace).Get(desired.Name))
 	if err != nil {
 		return err
