@@ -413,6 +413,8 @@ func killShims(socket string) error {
 func (n *Node) containerdConfig() string {
 	return fmt.Sprintf(`# The e2e framework's real node (test/e2e/framework/node.go).
 version = 2
+# The opt plugin would create /opt/containerd on the machine.
+disabled_plugins = ["io.containerd.internal.v1.opt"]
 root = %[1]q
 state = %[2]q
 
