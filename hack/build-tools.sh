@@ -2,7 +2,8 @@
 
 # build-tools.sh builds the pinned binaries that the e2e and data-plane tests
 # run (etcd, kube-apiserver, kube-controller-manager, kubectl, the distribution
-# registry and crane) from the Go module proxy into _output/bin.
+# registry and crane; kubelet and crictl for the real node) from the Go module
+# proxy into _output/bin.
 #
 # Each tool lives in its own module under hack/tools/ so that the projects'
 # dependency graphs never meet each other or the operator's. The versions are
@@ -30,6 +31,10 @@ KUBE_VERSION="v1.37.2"
 ETCD_VERSION="v3.6.16"
 REGISTRY_VERSION="v3.1.2"
 CRANE_VERSION="v0.22.1"
+# SeaweedFS publishes no module versions; this is the pseudo-version the
+# module proxy served for the commit the tests were written against.
+SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
+CRICTL_VERSION="v1.37.0"
 
 # name|tools module dir (relative to hack/tools)|module|version|package
 TOOLS=(
@@ -37,8 +42,11 @@ TOOLS=(
   "kube-apiserver|kube|k8s.io/kubernetes|${KUBE_VERSION}|k8s.io/kubernetes/cmd/kube-apiserver"
   "kube-controller-manager|kube|k8s.io/kubernetes|${KUBE_VERSION}|k8s.io/kubernetes/cmd/kube-controller-manager"
   "kubectl|kube|k8s.io/kubernetes|${KUBE_VERSION}|k8s.io/kubernetes/cmd/kubectl"
+  "kubelet|kube|k8s.io/kubernetes|${KUBE_VERSION}|k8s.io/kubernetes/cmd/kubelet"
   "registry|registry|github.com/distribution/distribution/v3|${REGISTRY_VERSION}|github.com/distribution/distribution/v3/cmd/registry"
   "crane|registry|github.com/google/go-containerregistry|${CRANE_VERSION}|github.com/google/go-containerregistry/cmd/crane"
+  "weed|seaweedfs|github.com/seaweedfs/seaweedfs|${SEAWEEDFS_VERSION}|github.com/seaweedfs/seaweedfs/weed"
+  "crictl|cri|sigs.k8s.io/cri-tools|${CRICTL_VERSION}|sigs.k8s.io/cri-tools/cmd/crictl"
 )
 
 log() {
@@ -57,7 +65,7 @@ die() {
 version_ldflags() {
   local name="$1" version="$2"
   case "${name}" in
-    kube-apiserver|kube-controller-manager|kubectl)
+    kube-apiserver|kube-controller-manager|kubectl|kubelet)
       local minor="${version#v1.}"
       minor="${minor%%.*}"
       local pkg
@@ -72,6 +80,9 @@ version_ldflags() {
       ;;
     crane)
       printf -- ' -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=%s' "${version}"
+      ;;
+    crictl)
+      printf -- ' -X sigs.k8s.io/cri-tools/pkg/version.Version=%s' "${version}"
       ;;
   esac
 }

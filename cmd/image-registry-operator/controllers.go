@@ -46,6 +46,8 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 		secrets,
 		f.Kube.Core().V1().ServiceAccounts(),
 		f.Kube.Rbac().V1().RoleBindings(),
+		// Registry and collector pods: only those the operator labelled.
+		f.Managed.Core().V1().Pods(),
 		imageregistry.Options{
 			OperatorNamespace:      o.operatorNamespace,
 			DNSZone:                o.dnsZone,

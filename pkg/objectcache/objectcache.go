@@ -37,14 +37,16 @@ import (
 )
 
 // Factory holds the shared informer factories. Every informer runs
-// Transform; Secrets are watched only where the operator made them
-// (LabelManagedBy), so that unrelated Secrets cost nothing.
+// Transform.
 type Factory struct {
 	// Kube and Registry serve every kind but Secrets and accounts, whose
 	// caches hold compact entries: read those through Secrets and Accounts.
 	Kube     kubeinformers.SharedInformerFactory
 	Registry informers.SharedInformerFactory
-	secrets  kubeinformers.SharedInformerFactory
+	// Managed watches only objects the operator labelled (LabelManagedBy),
+	// so that unrelated Secrets and pods cost nothing. Its Secrets are
+	// read through Secrets.
+	Managed kubeinformers.SharedInformerFactory
 
 	mu          sync.Mutex
 	secretView  *Secrets
@@ -57,7 +59,7 @@ func NewFactory(kubeClient kubernetes.Interface, registryClient clientset.Interf
 	return &Factory{
 		Kube: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resync,
 			kubeinformers.WithNamespace(namespace), kubeinformers.WithTransform(transform)),
-		secrets: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resync,
+		Managed: kubeinformers.NewSharedInformerFactoryWithOptions(kubeClient, resync,
 			kubeinformers.WithNamespace(namespace),
 			kubeinformers.WithTweakListOptions(ManagedOnly), kubeinformers.WithTransform(transform)),
 		Registry: informers.NewSharedInformerFactoryWithOptions(registryClient, resync,
@@ -75,7 +77,7 @@ func (f *Factory) Secrets() (*Secrets, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.secretView == nil {
-		s, err := NewSecrets(f.secrets.Core().V1().Secrets())
+		s, err := NewSecrets(f.Managed.Core().V1().Secrets())
 		if err != nil {
 			return nil, err
 		}
@@ -101,14 +103,14 @@ func (f *Factory) Accounts() (*Accounts, error) {
 // Start starts every informer that was asked for.
 func (f *Factory) Start(stop <-chan struct{}) {
 	f.Kube.Start(stop)
-	f.secrets.Start(stop)
+	f.Managed.Start(stop)
 	f.Registry.Start(stop)
 }
 
 // WaitForCacheSync waits for every started informer.
 func (f *Factory) WaitForCacheSync(stop <-chan struct{}) map[reflect.Type]bool {
 	synced := map[reflect.Type]bool{}
-	for _, m := range []map[reflect.Type]bool{f.Kube.WaitForCacheSync(stop), f.secrets.WaitForCacheSync(stop), f.Registry.WaitForCacheSync(stop)} {
+	for _, m := range []map[reflect.Type]bool{f.Kube.WaitForCacheSync(stop), f.Managed.WaitForCacheSync(stop), f.Registry.WaitForCacheSync(stop)} {
 		for t, ok := range m {
 			synced[t] = ok
 		}
@@ -119,7 +121,7 @@ func (f *Factory) WaitForCacheSync(stop <-chan struct{}) map[reflect.Type]bool {
 // Shutdown stops the informers and waits for them.
 func (f *Factory) Shutdown() {
 	f.Kube.Shutdown()
-	f.secrets.Shutdown()
+	f.Managed.Shutdown()
 	f.Registry.Shutdown()
 }
 

@@ -29,8 +29,9 @@ const nonRoot = 65532
 
 // binaries go to /usr/local/bin. k8s-docker-authn is also what the
 // docker_auth pod's init container runs to install itself and its small
-// forwarder, k8s-docker-authn-forward, into a shared volume.
-var binaries = []string{"image-registry-operator", "registry-auth", "k8s-docker-authn", "k8s-docker-authn-forward"}
+// forwarder, k8s-docker-authn-forward, into a shared volume. node-agent is
+// the optional DaemonSet's (artifacts/deploy/node-agent).
+var binaries = []string{"image-registry-operator", "registry-auth", "k8s-docker-authn", "k8s-docker-authn-forward", "node-agent"}
 
 func main() {
 	binDir := flag.String("bin-dir", "_output/bin", "Directory with the static binaries.")

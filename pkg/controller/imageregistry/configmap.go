@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,31 @@ func tokenExpiration(reg *v1alpha1.ImageRegistry) time.Duration {
 	return defaultTokenExpiration
 }
 
+// defaultACL is the ACL unless spec.auth.acl replaces it: pkg/acl's
+// default, with delete for push accounts in their own namespace (so that
+// they can remove what they pushed; garbage collection then frees the
+// blobs). A pull-through cache instead lets every account pull any
+// repository, since the upstream's repository names are not namespaced
+// like ours; anonymous clients still get nothing, and nobody may push
+// (the registry refuses pushes to a proxy anyway).
+func defaultACL(reg *v1alpha1.ImageRegistry) []authconfig.ACLEntry {
+	if reg.Spec.Proxy != nil {
+		return []authconfig.ACLEntry{{
+			Match:   authconfig.ACLMatch{Account: "/.+/"},
+			Actions: []string{"pull"},
+			Comment: "pull-through cache: every account may pull every repository",
+		}}
+	}
+	rules := acl.Default()
+	for i := range rules {
+		if rules[i].Match.Labels["type"] == "push" && !slices.Contains(rules[i].Actions, "delete") {
+			rules[i].Actions = append(rules[i].Actions, "delete")
+			rules[i].Comment = "push accounts may push, pull and delete their own namespace's repositories"
+		}
+	}
+	return rules
+}
+
 // crossNamespaceACLEntries are the indexes of ACL entries that grant
 // actions to accounts of any namespace: no account match and no
 // ${labels:namespace} in the repository name pattern.
@@ -90,7 +116,7 @@ func crossNamespaceACLEntries(entries []v1alpha1.ACLEntry) []int {
 // checks it with the same loader the token servers use.
 func renderAuthConfig(reg *v1alpha1.ImageRegistry) ([]byte, error) {
 	exp := tokenExpiration(reg)
-	rules := acl.Default()
+	rules := defaultACL(reg)
 	if reg.Spec.Auth.ACL != nil {
 		rules = convertACL(reg.Spec.Auth.ACL)
 	}
@@ -196,6 +222,15 @@ type registryConfig struct {
 	HTTP    registryHTTPConfig   `json:"http"`
 	Auth    registryAuthConfig   `json:"auth"`
 	Health  registryHealthConfig `json:"health"`
+	Proxy   *registryProxyConfig `json:"proxy,omitempty"`
+}
+
+// registryProxyConfig makes the registry a pull-through cache. The
+// credentials come from the environment (REGISTRY_PROXY_USERNAME and
+// _PASSWORD), never from the ConfigMap.
+type registryProxyConfig struct {
+	RemoteURL string `json:"remoteurl"`
+	TTL       string `json:"ttl,omitempty"`
 }
 
 type registryLogConfig struct {
@@ -206,6 +241,8 @@ type registryHTTPConfig struct {
 	Addr    string              `json:"addr"`
 	TLS     registryTLSConfig   `json:"tls"`
 	Headers map[string][]string `json:"headers,omitempty"`
+	// DrainTimeout: see replicas.go.
+	DrainTimeout string `json:"draintimeout,omitempty"`
 }
 
 type registryTLSConfig struct {
@@ -237,9 +274,12 @@ type registryStorageHealth struct {
 }
 
 // renderRegistryConfig renders the distribution registry's config.yml. It
-// holds no secret: http.secret and S3 credentials come from Secrets through
-// the environment (REGISTRY_HTTP_SECRET, REGISTRY_STORAGE_S3_ACCESSKEY, ...).
-func renderRegistryConfig(reg *v1alpha1.ImageRegistry, hostname, issuer string) ([]byte, error) {
+// holds no secret: http.secret, S3 and upstream credentials come from
+// Secrets through the environment (REGISTRY_HTTP_SECRET,
+// REGISTRY_STORAGE_S3_ACCESSKEY, REGISTRY_PROXY_PASSWORD, ...). readOnly
+// puts the registry into maintenance mode for a garbage collection (gc.go):
+// it then serves pulls and refuses every write with 405.
+func renderRegistryConfig(reg *v1alpha1.ImageRegistry, hostname, issuer string, readOnly bool) ([]byte, error) {
 	storage := map[string]any{"filesystem": map[string]any{"rootdirectory": dataDir}}
 	if s3 := s3Storage(reg); s3 != nil {
 		params := map[string]any{"region": s3.Region, "bucket": s3.Bucket}
@@ -254,6 +294,14 @@ func renderRegistryConfig(reg *v1alpha1.ImageRegistry, hostname, issuer string) 
 			// bucket's endpoint, and the registry's TLS and auth then cover them.
 			"redirect": map[string]any{"disable": true},
 		}
+	}
+	if reg.Spec.Proxy == nil {
+		// Deleting manifests through the API (who may: defaultACL); the
+		// garbage collection frees their blobs.
+		storage["delete"] = map[string]any{"enabled": true}
+	}
+	if readOnly {
+		storage["maintenance"] = map[string]any{"readonly": map[string]any{"enabled": true}}
 	}
 	cfg := registryConfig{
 		Version: "0.1",
@@ -272,6 +320,13 @@ func renderRegistryConfig(reg *v1alpha1.ImageRegistry, hostname, issuer string) 
 		}},
 		Health: registryHealthConfig{StorageDriver: registryStorageHealth{Enabled: true, Interval: "10s", Threshold: 3}},
 	}
+	replicaSettings(&cfg)
+	if p := reg.Spec.Proxy; p != nil {
+		cfg.Proxy = &registryProxyConfig{RemoteURL: p.RemoteURL}
+		if p.TTL != nil {
+			cfg.Proxy.TTL = p.TTL.Duration.String()
+		}
+	}
 	return yaml.Marshal(cfg)
 }
 
@@ -285,7 +340,7 @@ func s3Storage(reg *v1alpha1.ImageRegistry) *v1alpha1.S3StorageSpec {
 // ensureRegistryConfig writes config.yml and the JWKS of the token keys
 // the registry trusts (trust.go) into the registry ConfigMap.
 func (c *Controller) ensureRegistryConfig(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
-	data, err := renderRegistryConfig(reg, st.hostname, st.issuer)
+	data, err := renderRegistryConfig(reg, st.hostname, st.issuer, st.readOnly)
 	if err != nil {
 		return fmt.Errorf("render registry config: %w", err)
 	}

@@ -29,7 +29,10 @@ func goldenCases() map[string]*v1alpha1.ImageRegistry {
 
 	s3 := newRegistry("team-a", "reg")
 	s3.Spec.Storage = &v1alpha1.StorageSpec{S3: &v1alpha1.S3StorageSpec{Endpoint: "https://minio.example.org", Bucket: "images", Region: "eu-1", CredentialsSecret: "s3"}}
-	return map[string]*v1alpha1.ImageRegistry{"default": def, "custom-acl": acl, "s3": s3}
+
+	proxy := newRegistry("team-a", "reg")
+	proxy.Spec.Proxy = &v1alpha1.ProxySpec{RemoteURL: "https://registry-1.docker.io", CredentialsSecret: "hub", TTL: &metav1.Duration{Duration: 72 * time.Hour}}
+	return map[string]*v1alpha1.ImageRegistry{"default": def, "custom-acl": acl, "s3": s3, "proxy": proxy}
 }
 
 func TestGoldenConfigs(t *testing.T) {
@@ -39,7 +42,7 @@ func TestGoldenConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			registry, err := renderRegistryConfig(reg, "reg.team-a.registry.example.org", tokenIssuer(reg))
+			registry, err := renderRegistryConfig(reg, "reg.team-a.registry.example.org", tokenIssuer(reg), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,6 +50,12 @@ func TestGoldenConfigs(t *testing.T) {
 			golden(t, filepath.Join("testdata", name+".config.yml"), registry)
 		})
 	}
+	// Read-only maintenance mode, for a garbage collection.
+	readOnly, err := renderRegistryConfig(newRegistry("team-a", "reg"), "reg.team-a.registry.example.org", "image-registry-operator/team-a/reg", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, filepath.Join("testdata", "read-only.config.yml"), readOnly)
 }
 
 func golden(t *testing.T, file string, got []byte) {
@@ -86,7 +95,7 @@ func TestRenderedConfigsAgree(t *testing.T) {
 				t.Errorf("server %+v", auth.Server)
 			}
 			const host = "reg.team-a.registry.example.org"
-			raw, err := renderRegistryConfig(reg, host, auth.Token.Issuer)
+			raw, err := renderRegistryConfig(reg, host, auth.Token.Issuer, false)
 			if err != nil {
 				t.Fatal(err)
 			}

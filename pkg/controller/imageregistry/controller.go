@@ -147,6 +147,10 @@ type Controller struct {
 	serviceAccountsSynced cache.InformerSynced
 	roleBindingsLister    rbaclisters.RoleBindingLister
 	roleBindingsSynced    cache.InformerSynced
+	// podsLister holds the pods the operator's labels mark: the registry's
+	// and the garbage collector's (gc.go).
+	podsLister corelisters.PodLister
+	podsSynced cache.InformerSynced
 
 	// queue holds registries to sync; AddAfter on it schedules certificate
 	// renewals, using opts.Clock so tests can move time.
@@ -175,6 +179,7 @@ func NewController(
 	secrets *objectcache.Secrets,
 	serviceAccountInformer coreinformers.ServiceAccountInformer,
 	roleBindingInformer rbacinformers.RoleBindingInformer,
+	podInformer coreinformers.PodInformer,
 	opts Options,
 ) (*Controller, error) {
 	logger := klog.FromContext(ctx)
@@ -213,6 +218,8 @@ func NewController(
 		serviceAccountsSynced: serviceAccountInformer.Informer().HasSynced,
 		roleBindingsLister:    roleBindingInformer.Lister(),
 		roleBindingsSynced:    roleBindingInformer.Informer().HasSynced,
+		podsLister:            podInformer.Lister(),
+		podsSynced:            podInformer.Informer().HasSynced,
 		queue:                 worker.NewQueue("ImageRegistries", opts.Clock),
 		recorder:              recorder,
 		opts:                  opts,
@@ -237,6 +244,7 @@ func NewController(
 		{secrets, c.ownedHandler(c.handleUnownedSecret)},
 		{serviceAccountInformer.Informer(), c.ownedHandler(nil)},
 		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
+		{podInformer.Informer(), c.podHandler()},
 	}
 	for _, h := range handlers {
 		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
@@ -250,7 +258,7 @@ func NewController(
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	return worker.Run(ctx, controllerName, c.queue, workers, c.syncHandler, []cache.InformerSynced{
 		c.registriesSynced, c.statefulSetsSynced, c.servicesSynced, c.configMapsSynced,
-		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced,
+		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced, c.podsSynced,
 	})
 }
 
@@ -284,6 +292,19 @@ func (c *Controller) ownedHandler(unowned func(metav1.Object)) cache.ResourceEve
 		},
 		DeleteFunc: handle,
 	}
+}
+
+// podHandler enqueues the registry of a collector pod (its controller) and
+// of a registry pod (by its instance label: the StatefulSet controls it),
+// whose config hash tells when the registry is read-only.
+func (c *Controller) podHandler() cache.ResourceEventHandler {
+	return c.ownedHandler(func(p metav1.Object) {
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "StatefulSet" {
+			if name := p.GetLabels()["app.kubernetes.io/instance"]; name != "" && p.GetLabels()["app.kubernetes.io/name"] == "image-registry" {
+				c.queue.Add(cache.NewObjectName(p.GetNamespace(), name))
+			}
+		}
+	})
 }
 
 // handleUserConfigMap enqueues the registries whose spec.auth.configMapName

@@ -86,6 +86,7 @@ func (f *fixture) controller() *Controller {
 		secretView,
 		kubeFactory.Core().V1().ServiceAccounts(),
 		kubeFactory.Rbac().V1().RoleBindings(),
+		kubeFactory.Core().V1().Pods(),
 		Options{OperatorNamespace: testOperatorNS, DNSZone: "registry.example.org", AuthImage: testAuthImage, Clock: f.clock},
 	)
 	if err != nil {
@@ -135,6 +136,10 @@ func (f *fixture) controller() *Controller {
 	rbs, _ := k.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{})
 	for i := range rbs.Items {
 		seed(kubeFactory.Rbac().V1().RoleBindings().Informer(), []runtime.Object{&rbs.Items[i]})
+	}
+	pods, _ := k.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	for i := range pods.Items {
+		seed(kubeFactory.Core().V1().Pods().Informer(), []runtime.Object{&pods.Items[i]})
 	}
 	f.clearActions()
 	return c

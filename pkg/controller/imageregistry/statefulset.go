@@ -56,6 +56,9 @@ func configHash(st *syncState) string {
 
 func (c *Controller) ensureStatefulSet(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
 	desired := c.desiredStatefulSet(reg, st)
+	if err := c.annotateS3Credentials(ctx, reg, st, desired); err != nil {
+		return err
+	}
 	cur, err := lookup(c.statefulSetsLister.StatefulSets(reg.Namespace).Get(desired.Name))
 	if err != nil {
 		return err
@@ -198,6 +201,12 @@ func (c *Controller) registryContainer(reg *v1alpha1.ImageRegistry) corev1.Conta
 			secretEnv("REGISTRY_STORAGE_S3_SECRETKEY", s3.CredentialsSecret, "secretAccessKey"))
 	} else {
 		mounts = append(mounts, corev1.VolumeMount{Name: dataVolume, MountPath: dataDir})
+	}
+	if p := reg.Spec.Proxy; p != nil && p.CredentialsSecret != "" {
+		// The upstream login, kept out of the ConfigMap.
+		env = append(env,
+			secretEnv("REGISTRY_PROXY_USERNAME", p.CredentialsSecret, "username"),
+			secretEnv("REGISTRY_PROXY_PASSWORD", p.CredentialsSecret, "password"))
 	}
 	return corev1.Container{
 		Name:  "registry",

@@ -89,6 +89,7 @@ func (c *Controller) updateStatus(ctx context.Context, cached *v1alpha1.ImageReg
 	}
 	cond.Status, cond.Reason, cond.Message = readiness(reg, st, cerr)
 	meta.SetStatusCondition(&s.Conditions, cond)
+	gcConditions(reg, st, s)
 
 	if equality.Semantic.DeepEqual(cached.Status, reg.Status) {
 		return nil

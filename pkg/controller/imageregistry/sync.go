@@ -63,6 +63,14 @@ type syncState struct {
 	// trust is the token key set the registry trusts, with its JWKS.
 	trust       *tokenTrust
 	statefulSet *appsv1.StatefulSet
+	// readOnly renders the registry config in maintenance mode (gc.go).
+	readOnly bool
+	// gc is the garbage collection status to write; nil if the sync did
+	// not get that far. gcPod is the collector pod in the cache.
+	gc    *v1alpha1.GarbageCollectionStatus
+	gcPod *corev1.Pod
+	// gcScheduleErr says why spec.garbageCollection.schedule is refused.
+	gcScheduleErr string
 	// requeueAt is the earliest time the registry must be looked at again
 	// without an event: a certificate renewal or a user Secret re-read.
 	requeueAt time.Time
@@ -131,10 +139,12 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 		c.ensureTokenKey,
 		c.ensureHTTPSecret,
 		c.ensureAuthConfig,
+		c.planGarbageCollection,
 		c.ensureRegistryConfig,
 		c.ensureRBAC,
 		c.ensureServices,
 		c.ensureStatefulSet,
+		c.runGarbageCollection,
 	}
 	for _, step := range steps {
 		if err := step(ctx, reg, st); err != nil {

@@ -42,6 +42,12 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &registryv1alpha1.AuthCASpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AuthSpec"):
 		return &registryv1alpha1.AuthSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("GarbageCollectionRun"):
+		return &registryv1alpha1.GarbageCollectionRunApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("GarbageCollectionSpec"):
+		return &registryv1alpha1.GarbageCollectionSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("GarbageCollectionStatus"):
+		return &registryv1alpha1.GarbageCollectionStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImagePullSecret"):
 		return &registryv1alpha1.ImagePullSecretApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImagePushSecret"):
@@ -68,6 +74,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &registryv1alpha1.IssuerRefApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PersistentVolumeClaimSpec"):
 		return &registryv1alpha1.PersistentVolumeClaimSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ProxySpec"):
+		return &registryv1alpha1.ProxySpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RegistryRef"):
 		return &registryv1alpha1.RegistryRefApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("S3StorageSpec"):

@@ -72,6 +72,76 @@ type ImageRegistrySpec struct {
 	// NamespaceNotAllowed and no account.
 	// +optional
 	Access *AccessSpec `json:"access,omitempty"`
+
+	// GarbageCollection schedules `registry garbage-collect`, which frees
+	// the blobs no manifest references any more. During a run the registry
+	// is in read-only maintenance mode: pulls work, pushes and deletes are
+	// refused. Unset: no scheduled runs, but the garbage-collect annotation
+	// still asks for one.
+	// +optional
+	GarbageCollection *GarbageCollectionSpec `json:"garbageCollection,omitempty"`
+
+	// Proxy makes the registry a pull-through cache of another registry.
+	// Pushes are refused; pulls still need a token from the token server.
+	// +optional
+	Proxy *ProxySpec `json:"proxy,omitempty"`
+}
+
+// AnnotationGarbageCollect on an ImageRegistry asks for a garbage
+// collection now: each new value of it starts one run (the operator records
+// the value it acted on in status.garbageCollection.lastRequest).
+const AnnotationGarbageCollect = "registry.mgoltzsche.github.com/garbage-collect"
+
+// Condition types of an ImageRegistry besides Ready.
+const (
+	// ConditionReadOnly is True while the registry is in read-only
+	// maintenance mode for a garbage collection.
+	ConditionReadOnly = "ReadOnly"
+	// ConditionGarbageCollected tells whether the last garbage collection
+	// succeeded (or why none can run).
+	ConditionGarbageCollected = "GarbageCollected"
+)
+
+// GarbageCollectionSpec schedules garbage collection.
+type GarbageCollectionSpec struct {
+	// Schedule is a cron expression, in UTC unless it starts with
+	// CRON_TZ=<zone>: five fields (minute hour day-of-month month
+	// day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly. Empty:
+	// only on demand (the garbage-collect annotation). A run that was missed
+	// (operator down) runs once when the operator sees it.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+	// DeleteUntagged also deletes manifests that no tag points at (and
+	// that no index references), as `registry garbage-collect
+	// --delete-untagged` does. Default false: only blobs of deleted
+	// manifests are freed.
+	// +optional
+	DeleteUntagged bool `json:"deleteUntagged,omitempty"`
+	// Timeout bounds a run, from switching to read-only mode until the
+	// collector ends; a run that takes longer is stopped, marked failed and
+	// the registry made writable again. Default 1h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="timeout must be at least 1m"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// ProxySpec configures a pull-through cache.
+type ProxySpec struct {
+	// RemoteURL of the upstream registry, e.g. https://registry-1.docker.io.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^\s/?#]+(/[^\s?#]*)?$`
+	RemoteURL string `json:"remoteURL"`
+	// CredentialsSecret names a Secret in the registry's namespace with the
+	// keys username and password that log in to the upstream. Empty:
+	// anonymous pulls from the upstream.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	CredentialsSecret string `json:"credentialsSecret,omitempty"`
+	// TTL is how long cached content is kept after it was last fetched
+	// (the registry's proxy.ttl); 0 keeps it forever. Default 168h.
+	// +optional
+	TTL *metav1.Duration `json:"ttl,omitempty"`
 }
 
 // PersistentVolumeClaimSpec is the part of a PersistentVolumeClaim the user may set.
@@ -266,11 +336,77 @@ type ImageRegistryStatus struct {
 	// ReadyReplicas is the number of registry pods ready to serve.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
-	// Conditions; Ready tells whether the registry serves.
+	// Conditions; Ready tells whether the registry serves, ReadOnly
+	// whether it is in maintenance mode, GarbageCollected how the last
+	// garbage collection ended.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// GarbageCollection is the state of garbage collection.
+	// +optional
+	GarbageCollection *GarbageCollectionStatus `json:"garbageCollection,omitempty"`
+}
+
+// GarbageCollectionStatus records garbage collection runs.
+type GarbageCollectionStatus struct {
+	// Schedule is the spec.garbageCollection.schedule that
+	// lastScheduleTime belongs to. A changed schedule counts from when the
+	// operator saw it, so that changing it never starts a run at once.
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+	// LastScheduleTime is the last time of the schedule that the operator
+	// acted on: the scheduled time of the last run the schedule started (of
+	// several missed ones, the latest), or when it first saw the schedule.
+	// The next run is due at the schedule's next time after it.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// LastRequest is the value of the garbage-collect annotation the
+	// operator last acted on.
+	// +optional
+	LastRequest string `json:"lastRequest,omitempty"`
+	// Active is the run under way, if any: the registry is read-only.
+	// +optional
+	Active *GarbageCollectionRun `json:"active,omitempty"`
+	// LastRun is the last run that ended.
+	// +optional
+	LastRun *GarbageCollectionRun `json:"lastRun,omitempty"`
+}
+
+// GarbageCollectionResult is how a run ended.
+// +kubebuilder:validation:Enum=Succeeded;Failed
+type GarbageCollectionResult string
+
+const (
+	GarbageCollectionSucceeded GarbageCollectionResult = "Succeeded"
+	GarbageCollectionFailed    GarbageCollectionResult = "Failed"
+)
+
+// GarbageCollectionRun is one garbage collection.
+type GarbageCollectionRun struct {
+	// Trigger is what started the run: Schedule or Request (the annotation).
+	// +optional
+	Trigger string `json:"trigger,omitempty"`
+	// StartTime is when the operator started switching the registry to
+	// read-only mode.
+	StartTime metav1.Time `json:"startTime"`
+	// CompletionTime is when the run ended.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// PodName is the collector pod, once created.
+	// +optional
+	PodName string `json:"podName,omitempty"`
+	// Result of an ended run.
+	// +optional
+	Result GarbageCollectionResult `json:"result,omitempty"`
+	// BytesFreed is the storage the run freed: the size of the storage
+	// directory (du, in 1 KiB blocks) before the collector minus after it.
+	// Unset for S3 storage and for runs that failed before measuring.
+	// +optional
+	BytesFreed *int64 `json:"bytesFreed,omitempty"`
+	// Message says why a run failed, or what the collector reported.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

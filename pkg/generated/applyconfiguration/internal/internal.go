@@ -289,6 +289,60 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: tokenExpiration
       type:
         namedType: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionRun
+  map:
+    fields:
+    - name: bytesFreed
+      type:
+        scalar: numeric
+    - name: completionTime
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: message
+      type:
+        scalar: string
+    - name: podName
+      type:
+        scalar: string
+    - name: result
+      type:
+        scalar: string
+    - name: startTime
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: trigger
+      type:
+        scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionSpec
+  map:
+    fields:
+    - name: deleteUntagged
+      type:
+        scalar: boolean
+    - name: schedule
+      type:
+        scalar: string
+    - name: timeout
+      type:
+        namedType: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionStatus
+  map:
+    fields:
+    - name: active
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionRun
+    - name: lastRequest
+      type:
+        scalar: string
+    - name: lastRun
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionRun
+    - name: lastScheduleTime
+      type:
+        namedType: Time.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: schedule
+      type:
+        scalar: string
 - name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePullSecret
   map:
     fields:
@@ -423,6 +477,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.AuthSpec
       default: {}
+    - name: garbageCollection
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionSpec
     - name: images
       type:
         namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagesSpec
@@ -430,6 +487,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.PersistentVolumeClaimSpec
       default: {}
+    - name: proxy
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ProxySpec
     - name: replicas
       type:
         scalar: numeric
@@ -453,6 +513,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - type
+    - name: garbageCollection
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionStatus
     - name: hostname
       type:
         scalar: string
@@ -557,6 +620,19 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: storageClassName
       type:
         scalar: string
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ProxySpec
+  map:
+    fields:
+    - name: credentialsSecret
+      type:
+        scalar: string
+    - name: remoteURL
+      type:
+        scalar: string
+      default: ""
+    - name: ttl
+      type:
+        namedType: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
 - name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.RegistryRef
   map:
     fields:

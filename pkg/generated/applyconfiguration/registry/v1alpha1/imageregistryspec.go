@@ -43,6 +43,15 @@ type ImageRegistrySpecApplyConfiguration struct {
 	// registry's own namespace always do; others get Ready=False
 	// NamespaceNotAllowed and no account.
 	Access *AccessSpecApplyConfiguration `json:"access,omitempty"`
+	// GarbageCollection schedules `registry garbage-collect`, which frees
+	// the blobs no manifest references any more. During a run the registry
+	// is in read-only maintenance mode: pulls work, pushes and deletes are
+	// refused. Unset: no scheduled runs, but the garbage-collect annotation
+	// still asks for one.
+	GarbageCollection *GarbageCollectionSpecApplyConfiguration `json:"garbageCollection,omitempty"`
+	// Proxy makes the registry a pull-through cache of another registry.
+	// Pushes are refused; pulls still need a token from the token server.
+	Proxy *ProxySpecApplyConfiguration `json:"proxy,omitempty"`
 }
 
 // ImageRegistrySpecApplyConfiguration constructs a declarative configuration of the ImageRegistrySpec type for use with
@@ -104,5 +113,21 @@ func (b *ImageRegistrySpecApplyConfiguration) WithImages(value *ImagesSpecApplyC
 // If called multiple times, the Access field is set to the value of the last call.
 func (b *ImageRegistrySpecApplyConfiguration) WithAccess(value *AccessSpecApplyConfiguration) *ImageRegistrySpecApplyConfiguration {
 	b.Access = value
+	return b
+}
+
+// WithGarbageCollection sets the GarbageCollection field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the GarbageCollection field is set to the value of the last call.
+func (b *ImageRegistrySpecApplyConfiguration) WithGarbageCollection(value *GarbageCollectionSpecApplyConfiguration) *ImageRegistrySpecApplyConfiguration {
+	b.GarbageCollection = value
+	return b
+}
+
+// WithProxy sets the Proxy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Proxy field is set to the value of the last call.
+func (b *ImageRegistrySpecApplyConfiguration) WithProxy(value *ProxySpecApplyConfiguration) *ImageRegistrySpecApplyConfiguration {
+	b.Proxy = value
 	return b
 }

@@ -36,8 +36,12 @@ type ImageRegistryStatusApplyConfiguration struct {
 	CA *string `json:"ca,omitempty"`
 	// ReadyReplicas is the number of registry pods ready to serve.
 	ReadyReplicas *int32 `json:"readyReplicas,omitempty"`
-	// Conditions; Ready tells whether the registry serves.
+	// Conditions; Ready tells whether the registry serves, ReadOnly
+	// whether it is in maintenance mode, GarbageCollected how the last
+	// garbage collection ended.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	// GarbageCollection is the state of garbage collection.
+	GarbageCollection *GarbageCollectionStatusApplyConfiguration `json:"garbageCollection,omitempty"`
 }
 
 // ImageRegistryStatusApplyConfiguration constructs a declarative configuration of the ImageRegistryStatus type for use with
@@ -88,5 +92,13 @@ func (b *ImageRegistryStatusApplyConfiguration) WithConditions(values ...*v1.Con
 		}
 		b.Conditions = append(b.Conditions, *values[i])
 	}
+	return b
+}
+
+// WithGarbageCollection sets the GarbageCollection field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the GarbageCollection field is set to the value of the last call.
+func (b *ImageRegistryStatusApplyConfiguration) WithGarbageCollection(value *GarbageCollectionStatusApplyConfiguration) *ImageRegistryStatusApplyConfiguration {
+	b.GarbageCollection = value
 	return b
 }

@@ -1,0 +1,105 @@
+package framework
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// PauseImage is the sandbox image the node's containerd uses. It cannot be
+// downloaded here; StartNode builds it (BuildBinaryImage of the pause
+// program in ./pause) and imports it.
+const PauseImage = "registry.k8s.io/pause:3.10"
+
+// BuildPause compiles the pause program (framework/pause) as a static
+// binary into dir and returns its path. The Go build cache makes repeated
+// builds take about a second.
+func BuildPause(ctx context.Context, dir string) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "pause")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./test/e2e/framework/pause")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the pause binary: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// WriteBinaryImage writes a one-layer image, in the `docker save` tar
+// format that both `ctr images import` and `crane push` read, whose only
+// file is binary at /<name> and whose entrypoint runs it. ref is the
+// image's tag in the archive.
+func WriteBinaryImage(path, ref, binary, name string) error {
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		return err
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	// A fixed time keeps the digest stable across builds of one binary.
+	mtime := time.Unix(0, 0)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	layerSum := sha256.Sum256(layer.Bytes())
+	layerID := hex.EncodeToString(layerSum[:])
+	config, err := json.Marshal(map[string]any{
+		"architecture": "amd64",
+		"os":           "linux",
+		"config":       map[string]any{"Entrypoint": []string{"/" + name}},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerID}},
+	})
+	if err != nil {
+		return err
+	}
+	configSum := sha256.Sum256(config)
+	configName := hex.EncodeToString(configSum[:]) + ".json"
+	manifest, err := json.Marshal([]map[string]any{{
+		"Config": configName, "RepoTags": []string{ref}, "Layers": []string{layerID + "/layer.tar"},
+	}})
+	if err != nil {
+		return err
+	}
+
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	out := tar.NewWriter(f)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{layerID + "/layer.tar", layer.Bytes()}, {configName, config}, {"manifest.json", manifest}} {
+		if err := out.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
+			f.Close()
+			return err
+		}
+		if _, err := out.Write(e.data); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := out.Close(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
