@@ -546,9 +546,12 @@ func gcConditions(reg *v1alpha1.ImageRegistry, st *syncState, s *v1alpha1.ImageR
 	case gc.Active != nil:
 		ro.Status, ro.Reason = metav1.ConditionTrue, ReasonGarbageCollection
 		ro.Message = fmt.Sprintf("garbage collection since %s: pulls work, pushes and deletes are refused (405) until it ends", gc.Active.StartTime.UTC().Format(time.RFC3339))
+	case st.readOnly && st.gcPod != nil:
+		ro.Status, ro.Reason = metav1.ConditionTrue, ReasonGarbageCollection
+		ro.Message = fmt.Sprintf("the run ended; waiting for collector pod %s to end before the registry becomes writable", st.gcPod.Name)
 	case st.readOnly:
 		ro.Status, ro.Reason = metav1.ConditionTrue, ReasonGarbageCollection
-		ro.Message = fmt.Sprintf("waiting for collector pod %s to end", st.gcPod.Name)
+		ro.Message = "the run ended; the registry becomes writable"
 	}
 	meta.SetStatusCondition(&s.Conditions, ro)
 
