@@ -242,7 +242,7 @@ func (b *bench) replay(ctx context.Context, n int, tmpl replayTemplates, sr *sca
 	pull := replayKind[*v1alpha1.ImagePullSecret]{
 		kind: credentials.KindPull, client: b.reg.RegistryV1alpha1().ImagePullSecrets(ns), tmpl: tmpl.pull,
 		newObj: func(name string) *v1alpha1.ImagePullSecret {
-			return &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: b.objectSpec()}
+			return &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ImagePullSecretSpec{ImageSecretSpec: b.objectSpec()}}
 		},
 		status: func(o *v1alpha1.ImagePullSecret) *v1alpha1.ImageSecretStatus { return &o.Status },
 	}

@@ -531,7 +531,7 @@ func (b *bench) scaleRun(ctx context.Context, n int, tokenBench bool, res *resul
 		if i%2 == 0 {
 			_, err = b.reg.RegistryV1alpha1().ImagePushSecrets(ns).Create(ctx, &v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
 		} else {
-			_, err = b.reg.RegistryV1alpha1().ImagePullSecrets(ns).Create(ctx, &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
+			_, err = b.reg.RegistryV1alpha1().ImagePullSecrets(ns).Create(ctx, &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ImagePullSecretSpec{ImageSecretSpec: spec}}, metav1.CreateOptions{})
 		}
 		return err
 	}); err != nil {

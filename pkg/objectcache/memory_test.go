@@ -110,7 +110,7 @@ func sampleObjects(i int) (*v1alpha1.ImagePullSecret, *corev1.Secret, *v1alpha1.
 	cr := &v1alpha1.ImagePullSecret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.ImagePullSecretKind},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Finalizers: []string{v1alpha1.FinalizerAccountCleanup}},
-		Spec:       v1alpha1.ImageSecretSpec{RotationInterval: &metav1.Duration{Duration: 24 * time.Hour}},
+		Spec:       v1alpha1.ImagePullSecretSpec{ImageSecretSpec: v1alpha1.ImageSecretSpec{RotationInterval: &metav1.Duration{Duration: 24 * time.Hour}}},
 		Status: v1alpha1.ImageSecretStatus{
 			ObservedGeneration: 1,
 			Rotation:           0,

@@ -137,7 +137,7 @@ func TestCredentialsRotateOnRealControlPlane(t *testing.T) {
 	if _, err := c.ImagePushSecrets(e.ns).Create(ctx, &v1alpha1.ImagePushSecret{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: spec}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ImagePullSecrets(e.ns).Create(ctx, &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: spec}, metav1.CreateOptions{}); err != nil {
+	if _, err := c.ImagePullSecrets(e.ns).Create(ctx, &v1alpha1.ImagePullSecret{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: v1alpha1.ImagePullSecretSpec{ImageSecretSpec: spec}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

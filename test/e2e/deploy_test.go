@@ -226,7 +226,7 @@ func TestLeaderElection(t *testing.T) {
 	t.Logf("standby took over %s after the leader was killed", time.Since(killed).Round(100*time.Millisecond))
 	if _, err := e.registry.RegistryV1alpha1().ImagePullSecrets(e.ns).Create(ctx, &v1alpha1.ImagePullSecret{
 		ObjectMeta: metav1.ObjectMeta{Name: "after-failover"},
-		Spec:       v1alpha1.ImageSecretSpec{RegistryRef: &v1alpha1.RegistryRef{Name: reg.Name}},
+		Spec:       v1alpha1.ImagePullSecretSpec{ImageSecretSpec: v1alpha1.ImageSecretSpec{RegistryRef: &v1alpha1.RegistryRef{Name: reg.Name}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

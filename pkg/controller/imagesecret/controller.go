@@ -407,7 +407,7 @@ func (c *Controller) registryIndexFunc(obj interface{}) ([]string, error) {
 	case *v1alpha1.ImagePushSecret:
 		spec = &t.Spec
 	case *v1alpha1.ImagePullSecret:
-		spec = &t.Spec
+		spec = &t.Spec.ImageSecretSpec
 	default:
 		return nil, nil
 	}

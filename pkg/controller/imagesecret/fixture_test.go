@@ -90,7 +90,7 @@ func newObject(kind credentials.Kind, ns, name string) runtime.Object {
 	meta := metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + ns + "-" + name), Generation: 1}
 	spec := v1alpha1.ImageSecretSpec{RegistryRef: &v1alpha1.RegistryRef{Name: regName, Namespace: regNS}}
 	if kind == credentials.KindPull {
-		return &v1alpha1.ImagePullSecret{ObjectMeta: meta, Spec: spec}
+		return &v1alpha1.ImagePullSecret{ObjectMeta: meta, Spec: v1alpha1.ImagePullSecretSpec{ImageSecretSpec: spec}}
 	}
 	return &v1alpha1.ImagePushSecret{ObjectMeta: meta, Spec: spec}
 }

@@ -22,6 +22,8 @@ type imageSecret struct {
 	meta   *metav1.ObjectMeta
 	spec   *v1alpha1.ImageSecretSpec
 	status *v1alpha1.ImageSecretStatus
+	// serviceAccounts is an ImagePullSecret's spec.serviceAccounts.
+	serviceAccounts []string
 }
 
 func wrapPush(o *v1alpha1.ImagePushSecret) *imageSecret {
@@ -29,7 +31,7 @@ func wrapPush(o *v1alpha1.ImagePushSecret) *imageSecret {
 }
 
 func wrapPull(o *v1alpha1.ImagePullSecret) *imageSecret {
-	return &imageSecret{obj: o, meta: &o.ObjectMeta, spec: &o.Spec, status: &o.Status}
+	return &imageSecret{obj: o, meta: &o.ObjectMeta, spec: &o.Spec.ImageSecretSpec, status: &o.Status, serviceAccounts: o.Spec.ServiceAccounts}
 }
 
 // objectAccess hides which of the two kinds a controller serves. Every

@@ -50,6 +50,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &registryv1alpha1.GarbageCollectionStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImagePullSecret"):
 		return &registryv1alpha1.ImagePullSecretApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ImagePullSecretSpec"):
+		return &registryv1alpha1.ImagePullSecretSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImagePushSecret"):
 		return &registryv1alpha1.ImagePushSecretApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ImageRegistry"):

@@ -49,6 +49,7 @@ type ImagePushSecretList struct {
 // +kubebuilder:resource:shortName=imgpull;ipull,categories=image-registry-operator
 // +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registry`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="SAs",type=integer,JSONPath=`.status.serviceAccounts`,description="ServiceAccounts whose imagePullSecrets name the Secret"
 // +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`
 // +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.rotationDate`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
@@ -62,9 +63,10 @@ type ImagePullSecret struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// Spec names the registry and how the credentials rotate.
+	// Spec names the registry, how the credentials rotate and which
+	// ServiceAccounts hand them to their Pods.
 	// +optional
-	Spec ImageSecretSpec `json:"spec,omitempty"`
+	Spec ImagePullSecretSpec `json:"spec,omitempty"`
 	// Status is what the operator observed and published.
 	// +optional
 	Status ImageSecretStatus `json:"status,omitempty"`
@@ -103,6 +105,27 @@ type ImageSecretSpec struct {
 	RotationInterval *metav1.Duration `json:"rotationInterval,omitempty"`
 }
 
+// ImagePullSecretSpec is an ImageSecretSpec plus the ServiceAccounts that
+// get the Secret.
+type ImagePullSecretSpec struct {
+	ImageSecretSpec `json:",inline"`
+
+	// ServiceAccounts in this namespace whose imagePullSecrets get the
+	// generated Secret, so that their Pods pull with it without naming it;
+	// "*" (alone) means every ServiceAccount of the namespace, including
+	// those created later. The operator removes the entries it added when a
+	// name leaves the list or this object is deleted, and never touches
+	// entries it did not add. A ServiceAccount that does not exist yet gets
+	// the entry when it appears.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.all(n, n == '*' || n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))",message="each entry must be a ServiceAccount name (a DNS subdomain) or \"*\""
+	// +kubebuilder:validation:XValidation:rule="!self.exists(n, n == '*') || self.size() == 1",message="\"*\" selects every ServiceAccount and must be the only entry"
+	// +listType=set
+	// +optional
+	ServiceAccounts []string `json:"serviceAccounts,omitempty"`
+}
+
 // RegistryRef names an ImageRegistry.
 type RegistryRef struct {
 	// Name of the ImageRegistry.
@@ -127,6 +150,10 @@ type ImageSecretStatus struct {
 	// RotationDate is when the current rotation began.
 	// +optional
 	RotationDate *metav1.Time `json:"rotationDate,omitempty"`
+	// ServiceAccounts counts the ServiceAccounts of spec.serviceAccounts
+	// whose imagePullSecrets name the Secret (ImagePullSecret only).
+	// +optional
+	ServiceAccounts int32 `json:"serviceAccounts,omitempty"`
 	// NextRotationDate is when the next scheduled rotation falls due:
 	// rotationDate plus the rotation interval plus a delay fixed per object
 	// that spreads rotations of objects created together. A rotation also

@@ -358,12 +358,30 @@ var schemaYAML = typed.YAMLObject(`types:
       default: {}
     - name: spec
       type:
-        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretSpec
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePullSecretSpec
       default: {}
     - name: status
       type:
         namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretStatus
       default: {}
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePullSecretSpec
+  map:
+    fields:
+    - name: registryRef
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.RegistryRef
+    - name: rotationInterval
+      type:
+        namedType: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
+    - name: secretName
+      type:
+        scalar: string
+    - name: serviceAccounts
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
 - name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagePushSecret
   map:
     fields:
@@ -579,6 +597,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: secretName
       type:
         scalar: string
+    - name: serviceAccounts
+      type:
+        scalar: numeric
 - name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImagesSpec
   map:
     fields:

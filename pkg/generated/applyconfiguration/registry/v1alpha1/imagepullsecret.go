@@ -36,8 +36,9 @@ import (
 type ImagePullSecretApplyConfiguration struct {
 	v1.TypeMetaApplyConfiguration    `json:""`
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`
-	// Spec names the registry and how the credentials rotate.
-	Spec *ImageSecretSpecApplyConfiguration `json:"spec,omitempty"`
+	// Spec names the registry, how the credentials rotate and which
+	// ServiceAccounts hand them to their Pods.
+	Spec *ImagePullSecretSpecApplyConfiguration `json:"spec,omitempty"`
 	// Status is what the operator observed and published.
 	Status *ImageSecretStatusApplyConfiguration `json:"status,omitempty"`
 }
@@ -257,7 +258,7 @@ func (b *ImagePullSecretApplyConfiguration) ensureObjectMetaApplyConfigurationEx
 // WithSpec sets the Spec field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the Spec field is set to the value of the last call.
-func (b *ImagePullSecretApplyConfiguration) WithSpec(value *ImageSecretSpecApplyConfiguration) *ImagePullSecretApplyConfiguration {
+func (b *ImagePullSecretApplyConfiguration) WithSpec(value *ImagePullSecretSpecApplyConfiguration) *ImagePullSecretApplyConfiguration {
 	b.Spec = value
 	return b
 }

@@ -35,6 +35,9 @@ type ImageSecretStatusApplyConfiguration struct {
 	Rotation *int64 `json:"rotation,omitempty"`
 	// RotationDate is when the current rotation began.
 	RotationDate *v1.Time `json:"rotationDate,omitempty"`
+	// ServiceAccounts counts the ServiceAccounts of spec.serviceAccounts
+	// whose imagePullSecrets name the Secret (ImagePullSecret only).
+	ServiceAccounts *int32 `json:"serviceAccounts,omitempty"`
 	// NextRotationDate is when the next scheduled rotation falls due:
 	// rotationDate plus the rotation interval plus a delay fixed per object
 	// that spreads rotations of objects created together. A rotation also
@@ -85,6 +88,14 @@ func (b *ImageSecretStatusApplyConfiguration) WithRotation(value int64) *ImageSe
 // If called multiple times, the RotationDate field is set to the value of the last call.
 func (b *ImageSecretStatusApplyConfiguration) WithRotationDate(value v1.Time) *ImageSecretStatusApplyConfiguration {
 	b.RotationDate = &value
+	return b
+}
+
+// WithServiceAccounts sets the ServiceAccounts field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ServiceAccounts field is set to the value of the last call.
+func (b *ImageSecretStatusApplyConfiguration) WithServiceAccounts(value int32) *ImageSecretStatusApplyConfiguration {
+	b.ServiceAccounts = &value
 	return b
 }
 
