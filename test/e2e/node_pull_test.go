@@ -12,10 +12,15 @@ package e2e
 // server as local processes from the operator's pod template), which also
 // plays the LoadBalancer on a loopback address; the test publishes that
 // address in the Service's status, as a cloud's LoadBalancer controller
-// would. The node agent runs as a process in the node's mount namespace
-// (where the node's /etc/hosts is a bind mount, as in a DaemonSet pod), not
-// yet as a DaemonSet pod: the control plane has no scheduler and no Service
-// routing to reach the API server from a pod.
+// would. The node agent runs as a real Pod on the real node, made from the
+// DaemonSet of artifacts/deploy/node-agent/namespaced as kubectl applied
+// it; the control plane runs no DaemonSet controller or scheduler, so the
+// test creates that Pod (what the DaemonSet controller would), and, as
+// there is no Service routing, with host networking and the API server's
+// loopback address in KUBERNETES_SERVICE_HOST/PORT plus the token volume
+// the disabled ServiceAccount admission plugin would add. Everything else
+// (image, command, hostPath mounts, security context, RBAC) is the
+// manifest's.
 
 import (
 	"context"
@@ -28,6 +33,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -87,9 +93,11 @@ func startRealNode(t *testing.T, u *userEnv, st *stepTimer) *framework.Node {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, name := range []string{"containerd", "kubelet", "node-agent"} {
-				b, _ := os.ReadFile(filepath.Join(node.LogDir, name+".log"))
-				t.Logf("node %s log tail:\n%s", name, tail(string(b), 4000))
+			names, _ := filepath.Glob(filepath.Join(node.LogDir, "*.log"))
+			podLogs, _ := filepath.Glob(filepath.Join(node.PodLogsDir, "*", "*", "*.log"))
+			for _, name := range append(names, podLogs...) {
+				b, _ := os.ReadFile(name)
+				t.Logf("node log %s, tail:\n%s", name, tail(string(b), 4000))
 			}
 		}
 		// Stop removes the node's directory; its logs (kubelet, containerd,
@@ -99,6 +107,8 @@ func startRealNode(t *testing.T, u *userEnv, st *stepTimer) *framework.Node {
 		// Stop first, so the logs are complete, then copy them.
 		logs := map[string][]byte{}
 		names, _ := filepath.Glob(filepath.Join(node.LogDir, "*.log"))
+		podLogs, _ := filepath.Glob(filepath.Join(node.PodLogsDir, "*", "*", "*.log"))
+		names = append(names, podLogs...)
 		stopErr := node.StopKeepingDir(func() {
 			for _, l := range names {
 				if b, err := os.ReadFile(l); err == nil {
@@ -111,8 +121,10 @@ func startRealNode(t *testing.T, u *userEnv, st *stepTimer) *framework.Node {
 		}
 		kept := map[string]string{}
 		for l, b := range logs {
-			if os.WriteFile(filepath.Join(keep, filepath.Base(l)), b, 0o644) == nil {
-				kept[l] = filepath.Join(keep, filepath.Base(l))
+			rel, _ := filepath.Rel(node.Dir, l)
+			k := filepath.Join(keep, strings.ReplaceAll(rel, string(filepath.Separator), "_"))
+			if os.WriteFile(k, b, 0o644) == nil {
+				kept[l] = k
 			}
 		}
 		for i, f := range u.logFiles {
@@ -161,24 +173,14 @@ func TestRealNodePullsFromRegistry(t *testing.T) {
 
 	node := startRealNode(t, u, st)
 
-	// The node agent, in the node's mount namespace: its /etc/hosts is the
-	// node's (a bind mount, rewritten in place), its certs.d containerd's.
-	agent, err := node.Start("node-agent", filepath.Join(u.cp.BinDir, "node-agent"),
-		"--kubeconfig="+u.cp.Kubeconfig, "--hosts-file=/etc/hosts",
-		"--containerd-certs-dir="+node.ContainerdCertsDir, "--docker-certs-dir=",
-		"--dns-zone=svc.cluster.local", "--v=2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("node agent log tail:\n%s", agent.Tail())
-		}
-	})
-	u.logFiles = append(u.logFiles, agent.LogFile)
+	// The node agent: the namespaced overlay applied with kubectl, its
+	// DaemonSet's Pod on the node, from the operator image make images built.
+	agent := newAgentPods(t, u, node)
+	st.done("operator image imported into the node, node-agent overlay applied")
+	agent.start(t, "node-agent-1")
 	hostsLine := u.dp.Addr + " " + host
 	waitNodeFiles(t, node, agent, host, hostsLine, true)
-	st.done("node agent wrote the hosts block and certs.d")
+	st.done("node agent Pod Running, wrote the hosts block and certs.d")
 
 	// An application image, pushed with the push Secret's config.json.
 	pause, err := framework.BuildPause(ctx, u.dir)
@@ -274,9 +276,7 @@ func TestRealNodePullsFromRegistry(t *testing.T) {
 	// files drift: the block loses the registry and names one that is gone,
 	// the registry's certs.d directory is lost, and a gone registry's
 	// directory is left. The next agent converges from what it finds.
-	if err := agent.Stop(); err != nil {
-		t.Fatalf("node agent: %v", err)
-	}
+	agent.stop(t, "node-agent-1")
 	gone := "gone." + u.ns + ".svc.cluster.local"
 	drift := "127.0.0.1 localhost\n" + nodeagent.BlockBegin + "\n10.9.9.9 " + gone + "\n" + nodeagent.BlockEnd + "\n"
 	// In place (same inode), as the bind mount over the node's /etc/hosts needs.
@@ -293,14 +293,7 @@ func TestRealNodePullsFromRegistry(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(goneDir, nodeagent.MarkerFile), []byte("x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	agent, err = node.Start("node-agent-2", filepath.Join(u.cp.BinDir, "node-agent"),
-		"--kubeconfig="+u.cp.Kubeconfig, "--hosts-file=/etc/hosts",
-		"--containerd-certs-dir="+node.ContainerdCertsDir, "--docker-certs-dir=",
-		"--dns-zone=svc.cluster.local", "--v=2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.logFiles = append(u.logFiles, agent.LogFile)
+	agent.start(t, "node-agent-2")
 	waitNodeFiles(t, node, agent, host, hostsLine, true)
 	eventually(t, time.Minute, "the gone registry's line and directory to go", func(context.Context) (bool, error) {
 		b, err := os.ReadFile(node.HostsFile)
@@ -316,9 +309,7 @@ func TestRealNodePullsFromRegistry(t *testing.T) {
 	waitPodRunning(t, u, "iro.test/pod=after-agent-restart")
 	st.done("node agent restarted over drifted files, converged; a new Pod pulls")
 
-	if err := agent.Err(); err != nil {
-		t.Fatal(err)
-	}
+	agent.check(t)
 	for _, p := range u.dp.Problems() {
 		t.Errorf("data plane problem: %s", p)
 	}
@@ -326,12 +317,10 @@ func TestRealNodePullsFromRegistry(t *testing.T) {
 
 // waitNodeFiles waits until the node's hosts file does (or does not) hold
 // line, and containerd's certs.d has the registry's hosts.toml and CA.
-func waitNodeFiles(t *testing.T, node *framework.Node, agent *framework.NodeProcess, host, line string, present bool) {
+func waitNodeFiles(t *testing.T, node *framework.Node, agent *agentPods, host, line string, present bool) {
 	t.Helper()
 	eventually(t, time.Minute, fmt.Sprintf("the node agent to write the node's files (hosts line present: %v)", present), func(context.Context) (bool, error) {
-		if err := agent.Err(); err != nil {
-			t.Fatal(err)
-		}
+		agent.check(t)
 		b, err := os.ReadFile(node.HostsFile)
 		if err != nil {
 			return false, err
@@ -459,4 +448,116 @@ func waitPullRefused(t *testing.T, u *userEnv, name string) string {
 		return false, nil
 	})
 	return msg
+}
+
+// agentPods runs the node agent's DaemonSet Pods on the node.
+type agentPods struct {
+	u    *userEnv
+	node *framework.Node
+	ds   *appsv1.DaemonSet
+	pod  string
+}
+
+const agentImage = "docker.io/library/image-registry-operator"
+
+func newAgentPods(t *testing.T, u *userEnv, node *framework.Node) *agentPods {
+	t.Helper()
+	ctx := context.Background()
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(root, "_output", "images", "image-registry-operator")
+	if err := node.ImportOCILayout(ctx, layout, agentImage, "e2e"); err != nil {
+		t.Fatalf("importing the operator image (make images builds it): %v", err)
+	}
+	// The namespaced variant, rendered into this test's namespace with a
+	// kustomization on top and the image set, as a user would.
+	overlay := filepath.Join(u.dir, "node-agent-overlay")
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(overlay, filepath.Join(root, "artifacts", "deploy", "node-agent", "namespaced"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + u.ns + "\nresources:\n- " + rel +
+		"\nimages:\n- name: image-registry-operator\n  newTag: e2e\n"
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := u.kubectl(t, "apply", "-k", overlay)
+	t.Log(strings.TrimSpace(out))
+	ds, err := u.cp.Client.AppsV1().DaemonSets(u.ns).Get(ctx, "image-registry-operator-node-agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &agentPods{u: u, node: node, ds: ds}
+}
+
+// start creates the Pod the DaemonSet controller would create for the node
+// (see the file comment for what differs) and waits for it to run.
+func (a *agentPods) start(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	host, port, ok := strings.Cut(strings.TrimPrefix(a.u.cp.APIServerURL, "https://"), ":")
+	if !ok {
+		t.Fatalf("API server URL %s", a.u.cp.APIServerURL)
+	}
+	spec := *a.ds.Spec.Template.Spec.DeepCopy()
+	spec.NodeName = a.node.Name
+	spec.HostNetwork = true
+	c := &spec.Containers[0]
+	c.Env = append(c.Env, corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: host}, corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: port})
+	expiry := int64(3600)
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "kube-api-access", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: &expiry}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+		},
+	}}})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "kube-api-access", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true})
+	yes := true
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: a.ds.Spec.Template.Labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: a.ds.Name, UID: a.ds.UID, Controller: &yes}}},
+		Spec: spec,
+	}
+	if _, err := a.u.cp.Client.CoreV1().Pods(a.u.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.pod = name
+	waitPodRunning(t, a.u, "app.kubernetes.io/name=image-registry-operator-node-agent")
+}
+
+// stop deletes the agent's Pod and waits until it is gone.
+func (a *agentPods) stop(t *testing.T, name string) {
+	t.Helper()
+	zero := int64(0)
+	if err := a.u.cp.Client.CoreV1().Pods(a.u.ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the agent pod "+name+" to go", func(ctx context.Context) (bool, error) {
+		_, err := a.u.cp.Client.CoreV1().Pods(a.u.ns).Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), err
+	})
+	a.pod = ""
+}
+
+// check fails the test if the agent's container has restarted or ended.
+func (a *agentPods) check(t *testing.T) {
+	t.Helper()
+	if a.pod == "" {
+		return
+	}
+	p, err := a.u.cp.Client.CoreV1().Pods(a.u.ns).Get(context.Background(), a.pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.RestartCount > 0 || cs.State.Terminated != nil {
+			t.Fatalf("node agent pod %s: restarts %d, state %+v", a.pod, cs.RestartCount, cs.State)
+		}
+	}
 }

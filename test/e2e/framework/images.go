@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -102,4 +103,83 @@ func WriteBinaryImage(path, ref, binary, name string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ImportOCILayout imports the image of an OCI layout directory (as make
+// images writes it: an index of one manifest) into the node's containerd
+// as name:tag, where name is a fully qualified repository
+// (docker.io/library/image-registry-operator), so Pods that name the image
+// run it without pulling.
+func (n *Node) ImportOCILayout(ctx context.Context, layout, name, tag string) error {
+	index, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil {
+		return err
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(index, &idx); err != nil {
+		return err
+	}
+	ms, _ := idx["manifests"].([]any)
+	if len(ms) != 1 {
+		return fmt.Errorf("%s: %d manifests in index.json, want one", layout, len(ms))
+	}
+	m := ms[0].(map[string]any)
+	m["annotations"] = map[string]string{
+		"io.containerd.image.name":          name + ":" + tag,
+		"org.opencontainers.image.ref.name": tag,
+	}
+	if index, err = json.Marshal(idx); err != nil {
+		return err
+	}
+
+	tarball := filepath.Join(n.Dir, filepath.Base(layout)+".tar")
+	f, err := os.Create(tarball)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	add := func(rel string, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: rel, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	err = filepath.WalkDir(layout, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(layout, p)
+		if err != nil || rel == "index.json" {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return add(filepath.ToSlash(rel), data)
+	})
+	if err == nil {
+		err = add("index.json", index)
+	}
+	if cerr := tw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if out, err := n.Ctr(ctx, "images", "import", "--base-name", name, tarball); err != nil {
+		return fmt.Errorf("importing %s: %v\n%s", layout, err, out)
+	}
+	out, err := n.Ctr(ctx, "images", "ls", "-q")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(out), name+":"+tag) {
+		return fmt.Errorf("after importing %s, containerd has no %s:%s, only:\n%s", layout, name, tag, out)
+	}
+	return nil
 }

@@ -49,15 +49,21 @@ type NodeOptions struct {
 // the control plane. containerd and the kubelet share a mount namespace of
 // their own in which HostsFile is bind-mounted over /etc/hosts, so the
 // node resolves names as the test says without touching the machine's
-// /etc/hosts; containerd reads registry configuration (hosts.toml, CAs)
-// from ContainerdCertsDir.
+// /etc/hosts, and the node's own directories are bind-mounted over
+// /etc/containerd and /etc/docker; containerd reads registry configuration
+// (hosts.toml, CAs) from /etc/containerd/certs.d there (ContainerdCertsDir
+// outside).
 type Node struct {
 	Name string
 	Dir  string
 	// HostsFile is what the node's processes see as /etc/hosts.
 	HostsFile string
-	// ContainerdCertsDir is containerd's registry config_path.
+	// ContainerdCertsDir is containerd's registry config_path, seen from
+	// outside the node; inside, it is /etc/containerd/certs.d.
 	ContainerdCertsDir string
+	// DockerCertsDir is the node's /etc/docker/certs.d, seen from outside
+	// (no Docker engine runs on the node).
+	DockerCertsDir string
 	// ContainerdSocket is the CRI endpoint (for crictl and ctr).
 	ContainerdSocket string
 	// PodLogsDir holds the containers' logs (kubectl logs needs the API
@@ -142,6 +148,7 @@ func (cp *ControlPlane) StartNode(ctx context.Context, opts NodeOptions) (*Node,
 		Name: opts.Name, Dir: dir, cp: cp, opts: opts,
 		HostsFile:          filepath.Join(dir, "etc", "hosts"),
 		ContainerdCertsDir: filepath.Join(dir, "etc", "containerd", "certs.d"),
+		DockerCertsDir:     filepath.Join(dir, "etc", "docker", "certs.d"),
 		ContainerdSocket:   filepath.Join(dir, "containerd", "containerd.sock"),
 		PodLogsDir:         filepath.Join(dir, "pod-logs"),
 		LogDir:             filepath.Join(dir, "logs"),
@@ -156,7 +163,7 @@ func (cp *ControlPlane) StartNode(ctx context.Context, opts NodeOptions) (*Node,
 }
 
 func (n *Node) start(ctx context.Context) error {
-	for _, d := range []string{n.ContainerdCertsDir, n.PodLogsDir, n.LogDir, n.path("kubelet"), n.path("cni", "net.d"), n.path("cni", "ipam"), n.path("containerd", "root"), n.path("containerd", "state")} {
+	for _, d := range []string{n.ContainerdCertsDir, n.DockerCertsDir, n.PodLogsDir, n.LogDir, n.path("kubelet"), n.path("cni", "net.d"), n.path("cni", "ipam"), n.path("containerd", "root"), n.path("containerd", "state")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -178,8 +185,18 @@ func (n *Node) start(ctx context.Context) error {
 	// propagation, and the node's hosts file covers /etc/hosts.
 	start := time.Now()
 	root := n.path("kubelet")
-	script := fmt.Sprintf("set -e; mount --bind %[1]s %[1]s; mount --make-rshared %[1]s; mount --bind %[2]s /etc/hosts; exec containerd --config %[3]s",
-		shellQuote(root), shellQuote(n.HostsFile), shellQuote(n.path("containerd", "config.toml")))
+	// The node's /etc/containerd and /etc/docker are its own too, so that
+	// hostPath volumes of those paths (the node agent's DaemonSet) reach the
+	// node's directories, not the machine's. The mount points must exist.
+	for _, d := range []string{"/etc/containerd", "/etc/docker"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	script := fmt.Sprintf("set -e; mount --bind %[1]s %[1]s; mount --make-rshared %[1]s; mount --bind %[2]s /etc/hosts; "+
+		"mount --bind %[4]s /etc/containerd; mount --bind %[5]s /etc/docker; exec containerd --config %[3]s",
+		shellQuote(root), shellQuote(n.HostsFile), shellQuote(n.path("containerd", "config.toml")),
+		shellQuote(n.path("etc", "containerd")), shellQuote(n.path("etc", "docker")))
 	var err error
 	if n.containerd, err = n.startProcess("containerd", "unshare", "-m", "--propagation", "slave", "sh", "-c", script); err != nil {
 		return err
@@ -440,9 +457,10 @@ state = %[2]q
     bin_dir = %[6]q
     conf_dir = %[7]q
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = %[8]q
+    # The node's own directory, bind-mounted there in its mount namespace.
+    config_path = "/etc/containerd/certs.d"
 `, n.path("containerd", "root"), n.path("containerd", "state"), n.ContainerdSocket, n.ContainerdSocket+".ttrpc",
-		PauseImage, CNIBinDir, n.path("cni", "net.d"), n.ContainerdCertsDir)
+		PauseImage, CNIBinDir, n.path("cni", "net.d"))
 }
 
 // cniConfig is a bridge with host-local addresses and no masquerading: pods
