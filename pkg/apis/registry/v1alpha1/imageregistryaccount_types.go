@@ -9,9 +9,13 @@ import (
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=imgacc;iracc,categories=image-registry-operator
-// +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
-// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.spec.rotation`
+// +kubebuilder:printcolumn:name="Login",type=string,JSONPath=`.status.loginName`,description="Static accounts: the name to log in with (spec.username or metadata.name, plus /<rotation> if spec.rotation is set). Empty for generated accounts: theirs is <namespace>/<name>/<rotation>, in their Secret"
+// +kubebuilder:printcolumn:name="Generated",type=string,JSONPath=`.metadata.labels['registry\.mgoltzsche\.github\.com/type']`,description="push or pull: the operator made it for an ImagePushSecret or ImagePullSecret; empty: a static account, written by a user"
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.spec.expiresAt`,description="When logins stop working (RFC 3339); empty: never"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Static accounts: whether the account can log in; empty for generated accounts (see their ImagePushSecret or ImagePullSecret)"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`,priority=1,description="spec.username; generated accounts: <namespace>/<name> of their ImagePushSecret or ImagePullSecret"
+// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.spec.rotation`,priority=1,description="Rotating accounts log in as <username>/<rotation>"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ImageRegistryAccount is a login that the registry's token server accepts.
@@ -63,11 +67,23 @@ type ImageRegistryAccountSpec struct {
 }
 
 // ImageRegistryAccountStatus is the observed state of an ImageRegistryAccount.
+//
+// The operator writes it for static accounts only (those without the label
+// app.kubernetes.io/managed-by=image-registry-operator). Generated accounts
+// keep an empty status: their state is their ImagePushSecret's or
+// ImagePullSecret's, and the operator caches them in a compact form that an
+// empty status allows.
 type ImageRegistryAccountStatus struct {
 	// ObservedGeneration is the metadata.generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions of the account.
+	// LoginName is the name clients log in with: spec.username, or
+	// metadata.name when that is empty; with spec.rotation set, followed by
+	// /<rotation> (the current password's name).
+	// +optional
+	LoginName string `json:"loginName,omitempty"`
+	// Conditions of the account; Ready tells whether it can log in, and
+	// its reason why not (Expired, InvalidPassword, InvalidLoginName).
 	// +listType=map
 	// +listMapKey=type
 	// +optional

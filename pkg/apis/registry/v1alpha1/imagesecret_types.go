@@ -9,12 +9,14 @@ import (
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=imgpush;ipush,categories=image-registry-operator
-// +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registry`
-// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
-// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`
-// +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.rotationDate`
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registryRef.name`,description="The ImageRegistry in use (its hostname: -o wide); empty: none resolved, the reason says why"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Whether the Secret holds working credentials"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Issued when Ready; else why not, e.g. NoRegistry, RegistryNotFound, RegistryNotReady, NamespaceNotAllowed"
+// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`,description="Rotation number; the Secret's username is <namespace>/<name>/<rotation>"
+// +kubebuilder:printcolumn:name="Next Rotation",type=string,JSONPath=`.status.nextRotationDate`,description="When the password rotates next (RFC 3339)"
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`,priority=1
+// +kubebuilder:printcolumn:name="Hostname",type=string,JSONPath=`.status.registry`,priority=1
+// +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.rotationDate`,priority=1,description="Since when the current password is in use"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ImagePushSecret asks for rotating credentials that may push to and pull
@@ -47,13 +49,15 @@ type ImagePushSecretList struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=imgpull;ipull,categories=image-registry-operator
-// +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registry`
-// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Registry",type=string,JSONPath=`.status.registryRef.name`,description="The ImageRegistry in use (its hostname: -o wide); empty: none resolved, the reason says why"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Whether the Secret holds working credentials"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Issued when Ready; else why not, e.g. NoRegistry, RegistryNotFound, RegistryNotReady, NamespaceNotAllowed"
 // +kubebuilder:printcolumn:name="SAs",type=integer,JSONPath=`.status.serviceAccounts`,description="ServiceAccounts whose imagePullSecrets name the Secret"
-// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`
-// +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.rotationDate`
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Rotation",type=integer,JSONPath=`.status.rotation`,description="Rotation number; the Secret's username is <namespace>/<name>/<rotation>"
+// +kubebuilder:printcolumn:name="Next Rotation",type=string,JSONPath=`.status.nextRotationDate`,description="When the password rotates next (RFC 3339)"
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`,priority=1
+// +kubebuilder:printcolumn:name="Hostname",type=string,JSONPath=`.status.registry`,priority=1
+// +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.rotationDate`,priority=1,description="Since when the current password is in use"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ImagePullSecret asks for rotating credentials that may pull from a

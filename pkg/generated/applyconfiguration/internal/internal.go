@@ -482,6 +482,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - type
+    - name: loginName
+      type:
+        scalar: string
     - name: observedGeneration
       type:
         scalar: numeric

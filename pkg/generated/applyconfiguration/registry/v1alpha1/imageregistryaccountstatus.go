@@ -26,10 +26,21 @@ import (
 // with apply.
 //
 // ImageRegistryAccountStatus is the observed state of an ImageRegistryAccount.
+//
+// The operator writes it for static accounts only (those without the label
+// app.kubernetes.io/managed-by=image-registry-operator). Generated accounts
+// keep an empty status: their state is their ImagePushSecret's or
+// ImagePullSecret's, and the operator caches them in a compact form that an
+// empty status allows.
 type ImageRegistryAccountStatusApplyConfiguration struct {
 	// ObservedGeneration is the metadata.generation the status describes.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
-	// Conditions of the account.
+	// LoginName is the name clients log in with: spec.username, or
+	// metadata.name when that is empty; with spec.rotation set, followed by
+	// /<rotation> (the current password's name).
+	LoginName *string `json:"loginName,omitempty"`
+	// Conditions of the account; Ready tells whether it can log in, and
+	// its reason why not (Expired, InvalidPassword, InvalidLoginName).
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
@@ -44,6 +55,14 @@ func ImageRegistryAccountStatus() *ImageRegistryAccountStatusApplyConfiguration 
 // If called multiple times, the ObservedGeneration field is set to the value of the last call.
 func (b *ImageRegistryAccountStatusApplyConfiguration) WithObservedGeneration(value int64) *ImageRegistryAccountStatusApplyConfiguration {
 	b.ObservedGeneration = &value
+	return b
+}
+
+// WithLoginName sets the LoginName field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LoginName field is set to the value of the last call.
+func (b *ImageRegistryAccountStatusApplyConfiguration) WithLoginName(value string) *ImageRegistryAccountStatusApplyConfiguration {
+	b.LoginName = &value
 	return b
 }
 
