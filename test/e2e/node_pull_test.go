@@ -206,6 +206,20 @@ func TestRealNodePullsFromRegistry(t *testing.T) {
 	waitPodRunning(t, u, "app=app")
 	st.done("Deployment's Pod Running, image pulled by the kubelet with the pull Secret")
 
+	// The real docker CLI and engine, trusting the registry through the
+	// node agent's /etc/docker/certs.d; a Pod runs what docker pushed.
+	if d, ok := startDocker(t, node); !ok {
+		t.Log("no Docker engine (dockerd, docker) here: the docker CLI step is skipped (.ci/run installs docker.io)")
+	} else {
+		st.done("dockerd up on the node")
+		dockerRef := dockerPushAndPull(t, u, d, tarball)
+		if _, err := u.cp.Client.CoreV1().Pods(u.ns).Create(ctx, appPod(node.Name, "docker-pushed", dockerRef, examplePullSecret), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitPodRunning(t, u, "iro.test/pod=docker-pushed")
+		st.done("docker push/pull with the Secrets; a Pod runs the docker-pushed image")
+	}
+
 	// No Secret, and a Secret with a wrong password: the kubelet is refused.
 	if _, err := u.cp.Client.CoreV1().Pods(u.ns).Create(ctx, appPod(node.Name, "no-secret", ref, ""), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
