@@ -32,6 +32,8 @@ type container struct {
 	logPath string
 	// sidecar is a restartable init container (restartPolicy Always).
 	sidecar bool
+	// dial reaches the pod's network, for probes; nil: the host's.
+	dial dialFunc
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -292,6 +294,14 @@ func (c *container) exited() bool {
 	default:
 		return false
 	}
+}
+
+// kill sends SIGKILL to the process group at once.
+func (c *container) kill() {
+	if c.exited() {
+		return
+	}
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // stop sends SIGTERM to the process group and SIGKILL after grace.

@@ -243,7 +243,9 @@ func checkUntil(t *testing.T, r *Runner, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s; problems: %q", what, r.problems)
 		}
 		r.mu.Lock()
-		r.checkContainersLocked(context.Background())
+		for _, p := range r.sortedPodsLocked() {
+			r.checkContainersLocked(context.Background(), p)
+		}
 		r.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -256,18 +258,20 @@ func TestInitFailureBackoff(t *testing.T) {
 	t.Cleanup(func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		_ = r.stopPodLocked()
+		for _, p := range r.sortedPodsLocked() {
+			_ = r.stopPodLocked(p)
+		}
 	})
 
 	for attempt, wantWait := range []time.Duration{50 * time.Millisecond, 80 * time.Millisecond} {
 		r.mu.Lock()
 		r.launchLocked(podWith(t, "uid-1", []*container{testContainer(t, "install", "exit 1")}, []*container{main()}))
 		r.mu.Unlock()
-		checkUntil(t, r, "the failed pod to stop", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.pod == nil })
+		checkUntil(t, r, "the failed pod to stop", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.pods) == 0 })
 		if len(r.problems) != attempt+1 || !strings.Contains(r.problems[attempt], "init container install failed: exit status 1") {
 			t.Fatalf("problems %q, want %d reporting the failed init container", r.problems, attempt+1)
 		}
-		if b := r.initFailed; b == nil || b.failures != attempt+1 || b.wait != wantWait {
+		if b := r.initFailed["uid-1"]; b == nil || b.failures != attempt+1 || b.wait != wantWait {
 			t.Fatalf("back-off %+v after %d failures, want a wait of %s", b, attempt+1, wantWait)
 		}
 		// The same pod is not started again before the back-off ends.
@@ -290,7 +294,7 @@ func TestInitFailureBackoff(t *testing.T) {
 	checkUntil(t, r, "the container to start", func() bool { _, err := os.Stat(marks); return err == nil })
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.initFailed != nil || r.pod == nil || !r.pod.started {
-		t.Errorf("after a successful init: back-off %+v, pod %+v", r.initFailed, r.pod)
+	if p := r.pods["uid-1"]; len(r.initFailed) != 0 || p == nil || !p.started {
+		t.Errorf("after a successful init: back-off %+v, pod %+v", r.initFailed, p)
 	}
 }

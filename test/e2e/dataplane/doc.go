@@ -2,7 +2,8 @@
 // ImageRegistry's pod on the local e2e control plane, which has neither.
 //
 // A Runner watches the Pods of the StatefulSet the operator generated for
-// the registry and, for the pod it finds, does what a kubelet would:
+// the registry and, for every pod it finds (all replicas), does what a
+// kubelet would:
 //
 //   - binds the pod to framework.NodeName;
 //   - materializes every volume of the pod spec: ConfigMap and Secret
@@ -12,8 +13,16 @@
 //     kube-root-ca.crt ConfigMap and the namespace from the downward API;
 //   - resolves each container's env (values, secretKeyRef, configMapKeyRef,
 //     fieldRef) and adds KUBERNETES_SERVICE_HOST/PORT;
+//   - gives the pod a network namespace of its own (what a CNI plugin
+//     would), with only a loopback interface, so that the replicas of a
+//     StatefulSet all listen on the same fixed ports (5000, 5001, ...) on one
+//     machine; the runner reaches a pod by opening its sockets inside that
+//     namespace, and the pod reaches the API server and Options.HostServices
+//     (an S3 server) at their host addresses through forwarders the runner
+//     listens with inside it;
 //   - starts each container's command and args as a local process from the
-//     binary of the same basename in the bin dir, in a private mount namespace
+//     binary of the same basename in the bin dir, in the pod's network
+//     namespace (nsenter) and a private mount namespace
 //     (unshare -m) where every volume is bind-mounted at the container's exact
 //     mountPath (read-only where the mount says so), as the pod's runAsUser,
 //     runAsGroup and fsGroup (setpriv);
@@ -40,18 +49,21 @@
 //
 // The Runner also plays the LoadBalancer Service <name>: on a per-run
 // loopback address (127.x.y.z) it forwards each Service port to its
-// targetPort on 127.0.0.1. A port equal to its targetPort (the token server's
-// 5001) needs no forwarder, since the process listens on all addresses, and
-// must not get one, since a specific-address listener would keep the process
-// from binding its wildcard address on restart. Clients resolve the
-// registry's hostname to that address through a hosts file (Runner.HostsFile),
-// bind-mounted over /etc/hosts in their own mount namespace (see Client).
+// targetPort on one of the Ready pods, round robin per connection (as
+// kube-proxy's IPVS mode; its iptables mode picks at random). A pod leaves
+// the set as soon as a probe fails, its processes are killed (KillPod) or it
+// is deleted; it is never sent new connections while it is not Ready.
+// Clients resolve the registry's hostname to that address through a hosts
+// file (Runner.HostsFile), bind-mounted over /etc/hosts in their own mount
+// namespace (see Client). PodClient gives a client that reaches one pod
+// only, as kubectl port-forward would, to push through one replica and pull
+// through another.
 //
-// The registry's processes listen on fixed ports (5000, 5001) on all
-// addresses, as in the pod, so only one Runner may run on a machine at a
-// time: tests that use it must not run in parallel.
+// Since each pod has its own network namespace, nothing of a pod listens on
+// the host, and runners of different registries do not collide; tests
+// still run one at a time (the e2e suite's lock) to keep the machine quiet.
 //
-// Requirements: Linux, root, util-linux (unshare, mount, setpriv), and the
+// Requirements: Linux, root, util-linux (unshare, nsenter, mount, setpriv), and the
 // kube-root-ca.crt ConfigMap (kube-controller-manager's
 // root-ca-certificate-publisher-controller).
 package dataplane

@@ -15,19 +15,37 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// probeClient does HTTP(S) probes as the kubelet does: no certificate
-// verification, no redirects followed beyond the kubelet's, short timeout.
-var probeClient = &http.Client{
-	Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet does not verify probe certificates either
-		DisableKeepAlives: true,
-		Proxy:             nil,
-	},
+// dialFunc opens a connection to an address of the pod (in its network
+// namespace, see podNetwork).
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// hostDial dials on the host: for containers without a pod network (tests).
+func hostDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
-// runProbe runs a readiness probe against the process on 127.0.0.1. A
-// container without a readiness probe is ready once it runs.
-func runProbe(ctx context.Context, c *corev1.Container, p *corev1.Probe) error {
+// probeClient does HTTP(S) probes as the kubelet does: no certificate
+// verification, no redirects followed beyond the kubelet's, short timeout,
+// through dial (the pod's network).
+func probeClient(dial dialFunc) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet does not verify probe certificates either
+			DisableKeepAlives: true,
+			Proxy:             nil,
+			DialContext:       dial,
+		},
+	}
+}
+
+// runProbe runs a readiness probe against the process on 127.0.0.1 of its
+// pod, reached through dial (nil: the host's loopback). A container
+// without a readiness probe is ready once it runs.
+func runProbe(ctx context.Context, dial dialFunc, c *corev1.Container, p *corev1.Probe) error {
+	if dial == nil {
+		dial = hostDial
+	}
 	if p == nil {
 		return nil
 	}
@@ -56,7 +74,7 @@ func runProbe(ctx context.Context, c *corev1.Container, p *corev1.Probe) error {
 		for _, h := range g.HTTPHeaders {
 			req.Header.Add(h.Name, h.Value)
 		}
-		resp, err := probeClient.Do(req)
+		resp, err := probeClient(dial).Do(req)
 		if err != nil {
 			return err
 		}
@@ -71,8 +89,7 @@ func runProbe(ctx context.Context, c *corev1.Container, p *corev1.Probe) error {
 		if err != nil {
 			return err
 		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(podIP, strconv.Itoa(port)))
+		conn, err := dial(ctx, "tcp", net.JoinHostPort(podIP, strconv.Itoa(port)))
 		if err != nil {
 			return err
 		}

@@ -12,8 +12,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,7 +31,8 @@ import (
 // execLookPath is a seam for tests.
 var execLookPath = exec.LookPath
 
-// podIP is the address the pod's processes are reached at.
+// podIP is the address the pod's processes are reached at, inside the
+// pod's own network namespace (podNetwork).
 const podIP = "127.0.0.1"
 
 // ConfigHashAnnotation is the pod template annotation whose change makes
@@ -63,6 +66,11 @@ type Options struct {
 	// failed is tried again; it doubles with every failure up to
 	// MaxInitBackoff. Default 1s and 30s (the kubelet's are 10s and 5m).
 	InitBackoff, MaxInitBackoff time.Duration
+	// HostServices are host:port addresses on the host's loopback that the
+	// pods' processes may reach at the same address (an S3 server, say);
+	// the API server is always among them. Each pod has a network
+	// namespace of its own (see podNetwork).
+	HostServices []string
 }
 
 // Runner plays kubelet and Service for one ImageRegistry. See the package
@@ -80,17 +88,29 @@ type Runner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu         sync.Mutex
-	pod        *runningPod
+	mu sync.Mutex
+	// pods are the running pods by UID.
+	pods       map[types.UID]*runningPod
 	hostname   string
 	hostsFile  string
 	forwarders []*forwarder
-	restarts   int
-	lastErr    error
-	problems   []string
-	stopped    bool
-	// initFailed is the back-off of a pod whose init containers failed.
-	initFailed *initBackoff
+	// podForwards are the per-pod addresses of PodClient, by pod name.
+	podForwards map[string]*podForward
+	restarts    int
+	lastErr     error
+	problems    []string
+	stopped     bool
+	// initFailed is the back-off of pods whose init containers failed.
+	initFailed map[types.UID]*initBackoff
+
+	// endpoints are the Ready pods, sorted by name: what the Service's
+	// forwarders balance over. Published after every pass, and at once
+	// when a pod stops, without r.mu, so that forwarding never waits for a
+	// pass that stops a pod.
+	endpoints atomic.Pointer[[]*runningPod]
+	// byName are all running pods by name, for PodClient.
+	byName atomic.Pointer[map[string]*runningPod]
+	next   atomic.Uint64
 }
 
 // initBackoff delays the next start of a pod whose init container failed.
@@ -106,6 +126,9 @@ type runningPod struct {
 	name       string
 	dir        string
 	configHash string
+	// net is the pod's network namespace; nil in unit tests, where the
+	// processes share the host's network.
+	net *podNetwork
 	// initContainers run to completion, in order, before containers start
 	// (see runInit); restartable ones (sidecars) are also in containers.
 	initContainers []*container
@@ -122,6 +145,14 @@ type runningPod struct {
 
 func newRunningPod(uid types.UID, name, dir, configHash string) *runningPod {
 	return &runningPod{uid: uid, name: name, dir: dir, configHash: configHash, initDone: make(chan struct{})}
+}
+
+// dial connects to addr in the pod's network.
+func (p *runningPod) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if p.net == nil {
+		return hostDial(ctx, network, addr)
+	}
+	return p.net.dial(ctx, network, addr)
 }
 
 // initialized tells whether the init containers are through.
@@ -155,7 +186,7 @@ func Start(ctx context.Context, opts Options) (*Runner, error) {
 	if opts.MaxInitBackoff == 0 {
 		opts.MaxInitBackoff = 30 * time.Second
 	}
-	for _, tool := range []string{"unshare", "mount", "setpriv"} {
+	for _, tool := range []string{"unshare", "nsenter", "mount", "setpriv"} {
 		if _, err := execLookPath(tool); err != nil {
 			return nil, fmt.Errorf("dataplane: %s (util-linux) is required: %w", tool, err)
 		}
@@ -180,6 +211,7 @@ func Start(ctx context.Context, opts Options) (*Runner, error) {
 		return nil, fmt.Errorf("dataplane: API server URL %q: %w", opts.RestConfig.Host, err)
 	}
 	r := &Runner{opts: opts, kube: kube, registry: reg, apiHost: host, apiPort: port, Addr: randomLoopback()}
+	r.opts.HostServices = append([]string{net.JoinHostPort(host, port)}, opts.HostServices...)
 	if r.opts.Dir == "" {
 		if r.opts.Dir, err = os.MkdirTemp("", "iro-dataplane-"); err != nil {
 			return nil, err
@@ -235,30 +267,78 @@ func (r *Runner) Problems() []string {
 	return append([]string(nil), r.problems...)
 }
 
-// PodUID is the UID of the pod whose processes run, or "".
+// PodUID is the UID of the first running pod by name (the only one of a
+// registry with one replica), or "".
 func (r *Runner) PodUID() types.UID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.pod == nil {
-		return ""
+	if ps := r.sortedPodsLocked(); len(ps) > 0 {
+		return ps[0].uid
 	}
-	return r.pod.uid
+	return ""
 }
 
-// Ready tells whether the pod runs and every container passes its
-// readiness probe, and the Service's hostname is known.
-func (r *Runner) Ready() bool {
+// PodState is what the runner knows of one running pod.
+type PodState struct {
+	Name  string
+	UID   types.UID
+	Ready bool
+}
+
+// Pods lists the running pods by name.
+func (r *Runner) Pods() []PodState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pod != nil && r.pod.ready && r.hostsFile != "" && r.forwarders != nil
+	var out []PodState
+	for _, p := range r.sortedPodsLocked() {
+		out = append(out, PodState{Name: p.name, UID: p.uid, Ready: p.ready})
+	}
+	return out
+}
+
+func (r *Runner) sortedPodsLocked() []*runningPod {
+	ps := make([]*runningPod, 0, len(r.pods))
+	for _, p := range r.pods {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
+	return ps
+}
+
+// Ready tells whether at least one pod runs, every running pod passes its
+// readiness probes, and the Service's hostname is known.
+func (r *Runner) Ready() bool {
+	return r.readyPods(1)
+}
+
+// readyPods tells whether at least n pods run, all of them ready, and the
+// Service's hostname is known.
+func (r *Runner) readyPods(n int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pods) < n || r.hostsFile == "" || r.forwarders == nil {
+		return false
+	}
+	for _, p := range r.pods {
+		if !p.ready {
+			return false
+		}
+	}
+	return true
 }
 
 // WaitReady waits until Ready, and reports the last problem on timeout.
 func (r *Runner) WaitReady(ctx context.Context) error {
+	return r.WaitReadyPods(ctx, 1)
+}
+
+// WaitReadyPods waits until at least n pods run and all are ready, and
+// reports the last problem on timeout.
+func (r *Runner) WaitReadyPods(ctx context.Context, n int) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if r.Ready() {
+		if r.readyPods(n) {
 			return nil
 		}
 		select {
@@ -285,9 +365,16 @@ func (r *Runner) Stop() error {
 	<-r.done
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := r.stopPodLocked()
+	var err error
+	for _, p := range r.sortedPodsLocked() {
+		err = errors.Join(err, r.stopPodLocked(p))
+	}
 	closeForwarders(r.forwarders)
 	r.forwarders = nil
+	for _, pf := range r.podForwards {
+		closeForwarders(pf.forwarders)
+	}
+	r.podForwards = nil
 	if r.removeDir {
 		err = errors.Join(err, os.RemoveAll(r.opts.Dir))
 	}
@@ -320,7 +407,7 @@ func (r *Runner) loop(ctx context.Context) {
 	}
 }
 
-// sync is one kubelet pass.
+// sync is one kubelet pass over every pod of the StatefulSet.
 func (r *Runner) sync(ctx context.Context) error {
 	if err := r.syncHostname(ctx); err != nil {
 		return err
@@ -329,7 +416,11 @@ func (r *Runner) sync(ctx context.Context) error {
 	if apierrors.IsNotFound(err) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return errors.Join(fmt.Errorf("StatefulSet %s/%s not found", r.opts.Namespace, r.opts.Name), r.stopPodLocked())
+		errs := []error{fmt.Errorf("StatefulSet %s/%s not found", r.opts.Namespace, r.opts.Name)}
+		for _, p := range r.sortedPodsLocked() {
+			errs = append(errs, r.stopPodLocked(p))
+		}
+		return errors.Join(errs...)
 	}
 	if err != nil {
 		return err
@@ -344,7 +435,7 @@ func (r *Runner) sync(ctx context.Context) error {
 	}
 	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
 
-	var live *corev1.Pod
+	var live []*corev1.Pod
 	for i := range pods.Items {
 		p := &pods.Items[i]
 		if p.DeletionTimestamp != nil {
@@ -356,22 +447,49 @@ func (r *Runner) sync(ctx context.Context) error {
 		if !metav1.IsControlledBy(p, sts) {
 			continue
 		}
-		if live == nil {
-			live = p
-		}
+		live = append(live, p)
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.pod != nil && (live == nil || live.UID != r.pod.uid) {
-		r.opts.Logf("dataplane: pod %s (%s) is gone; stopping its processes", r.pod.name, r.pod.uid)
-		if err := r.stopPodLocked(); err != nil {
-			return err
+	defer r.publishEndpointsLocked()
+	liveUIDs := map[types.UID]bool{}
+	for _, p := range live {
+		liveUIDs[p.UID] = true
+	}
+	for _, rp := range r.sortedPodsLocked() {
+		if !liveUIDs[rp.uid] {
+			r.opts.Logf("dataplane: pod %s (%s) is gone; stopping its processes", rp.name, rp.uid)
+			if err := r.stopPodLocked(rp); err != nil {
+				return err
+			}
 		}
 	}
-	if live == nil {
+	if len(live) == 0 {
 		return fmt.Errorf("no pod of StatefulSet %s/%s yet", r.opts.Namespace, r.opts.Name)
 	}
+	var errs []error
+	for _, p := range live {
+		// One pod's trouble does not hold up the others.
+		errs = append(errs, r.syncPodLocked(ctx, sts, p))
+	}
+	if r.forwarders == nil {
+		svc, err := r.kube.CoreV1().Services(r.opts.Namespace).Get(ctx, r.opts.Name, metav1.GetOptions{})
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("Service %s: %w", r.opts.Name, err))...)
+		}
+		fws, err := startServiceForwarders(r.Addr, svc, live[0], r.pickEndpoint)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		r.forwarders = fws
+	}
+	return errors.Join(errs...)
+}
+
+// syncPodLocked is one kubelet pass over one live pod: bind it, start it,
+// check its containers and report its status.
+func (r *Runner) syncPodLocked(ctx context.Context, sts *appsv1.StatefulSet, live *corev1.Pod) error {
 	if want := sts.Spec.Template.Annotations[ConfigHashAnnotation]; want != live.Annotations[ConfigHashAnnotation] {
 		// The StatefulSet controller will replace the pod; keep serving
 		// the old one until it does, as a rolling update would.
@@ -386,22 +504,40 @@ func (r *Runner) sync(ctx context.Context) error {
 			return fmt.Errorf("bind pod %s: %w", live.Name, err)
 		}
 	}
-	if r.pod == nil {
+	rp := r.pods[live.UID]
+	if rp == nil {
 		if err := r.startPodLocked(ctx, live); err != nil {
 			return err
 		}
+		rp = r.pods[live.UID]
 	}
-	if r.forwarders == nil {
-		svc, err := r.kube.CoreV1().Services(r.opts.Namespace).Get(ctx, r.opts.Name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("Service %s: %w", r.opts.Name, err)
-		}
-		if r.forwarders, err = startServiceForwarders(r.Addr, svc, live); err != nil {
-			return err
+	r.checkContainersLocked(ctx, rp)
+	return r.reportStatusLocked(ctx, rp, live)
+}
+
+// publishEndpointsLocked publishes the Ready pods for the Service.
+func (r *Runner) publishEndpointsLocked() {
+	var ready []*runningPod
+	byName := map[string]*runningPod{}
+	for _, p := range r.sortedPodsLocked() {
+		byName[p.name] = p
+		if p.ready {
+			ready = append(ready, p)
 		}
 	}
-	r.checkContainersLocked(ctx)
-	return r.reportStatusLocked(ctx, live)
+	r.endpoints.Store(&ready)
+	r.byName.Store(&byName)
+}
+
+// pickEndpoint is the Service's choice of a Ready pod for a new
+// connection: round robin, as kube-proxy's IPVS mode does (its iptables
+// mode picks at random). Nil when no pod is ready.
+func (r *Runner) pickEndpoint() *runningPod {
+	eps := r.endpoints.Load()
+	if eps == nil || len(*eps) == 0 {
+		return nil
+	}
+	return (*eps)[r.next.Add(1)%uint64(len(*eps))]
 }
 
 func (r *Runner) syncHostname(ctx context.Context) error {
@@ -438,12 +574,14 @@ func (r *Runner) syncHostname(ctx context.Context) error {
 // then remove the object (grace period 0, as the kubelet confirms).
 func (r *Runner) terminate(ctx context.Context, p *corev1.Pod) error {
 	r.mu.Lock()
-	if r.pod != nil && r.pod.uid == p.UID {
+	if rp := r.pods[p.UID]; rp != nil {
 		r.opts.Logf("dataplane: pod %s is being deleted; stopping its processes", p.Name)
-		if err := r.stopPodLocked(); err != nil {
+		if err := r.stopPodLocked(rp); err != nil {
+			r.publishEndpointsLocked()
 			r.mu.Unlock()
 			return err
 		}
+		r.publishEndpointsLocked()
 	}
 	r.mu.Unlock()
 	err := r.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
@@ -461,17 +599,8 @@ func (r *Runner) terminate(ctx context.Context, p *corev1.Pod) error {
 // containers once they are through. A pod whose init containers failed is
 // started again only after its back-off.
 func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
-	if b := r.initFailed; b != nil && b.uid == pod.UID && time.Now().Before(b.retryAt) {
+	if b := r.initFailed[pod.UID]; b != nil && time.Now().Before(b.retryAt) {
 		return fmt.Errorf("pod %s: init containers failed %d times; next attempt after a back-off of %s", pod.Name, b.failures, b.wait)
-	}
-	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-		for _, p := range c.Ports {
-			l, err := net.Listen("tcp", net.JoinHostPort("", itoa(int(p.ContainerPort))))
-			if err != nil {
-				return fmt.Errorf("container %s port %d is taken on this machine (another data plane running?): %w", c.Name, p.ContainerPort, err)
-			}
-			l.Close()
-		}
 	}
 	podDir := filepath.Join(r.opts.Dir, "pods", string(pod.UID))
 	volumes, err := r.materializeVolumes(ctx, pod, podDir, filepath.Join(r.opts.Dir, "pvc"))
@@ -479,12 +608,20 @@ func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
 		return err
 	}
 	rp := newRunningPod(pod.UID, pod.Name, podDir, pod.Annotations[ConfigHashAnnotation])
+	if rp.net, err = newPodNetwork(r.opts.HostServices); err != nil {
+		_ = os.RemoveAll(podDir)
+		return fmt.Errorf("pod %s: %w", pod.Name, err)
+	}
+	fail := func(err error) error {
+		rp.net.close()
+		_ = os.RemoveAll(podDir)
+		return err
+	}
 	var sidecars []*container
 	for i := range pod.Spec.InitContainers {
-		c, err := r.newContainer(ctx, pod, &pod.Spec.InitContainers[i], volumes)
+		c, err := r.newContainer(ctx, pod, rp, &pod.Spec.InitContainers[i], volumes)
 		if err != nil {
-			_ = os.RemoveAll(podDir)
-			return err
+			return fail(err)
 		}
 		if c.sidecar {
 			sidecars = append(sidecars, c)
@@ -493,10 +630,9 @@ func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
 	}
 	rp.containers = sidecars
 	for i := range pod.Spec.Containers {
-		c, err := r.newContainer(ctx, pod, &pod.Spec.Containers[i], volumes)
+		c, err := r.newContainer(ctx, pod, rp, &pod.Spec.Containers[i], volumes)
 		if err != nil {
-			_ = os.RemoveAll(podDir)
-			return err
+			return fail(err)
 		}
 		rp.containers = append(rp.containers, c)
 	}
@@ -504,12 +640,15 @@ func (r *Runner) startPodLocked(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// launchLocked makes rp the running pod and starts its init containers in
-// the background.
+// launchLocked adds rp to the running pods and starts its init containers
+// in the background.
 func (r *Runner) launchLocked(rp *runningPod) {
 	initCtx, cancel := context.WithCancel(context.Background())
 	rp.cancelInit = cancel
-	r.pod = rp
+	if r.pods == nil {
+		r.pods = map[types.UID]*runningPod{}
+	}
+	r.pods[rp.uid] = rp
 	if len(rp.initContainers) == 0 {
 		close(rp.initDone)
 		return
@@ -521,12 +660,15 @@ func (r *Runner) launchLocked(rp *runningPod) {
 	}()
 }
 
-// newContainer prepares one (init) container of pod: its command line and
-// environment.
-func (r *Runner) newContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, volumes map[string]string) (*container, error) {
+// newContainer prepares one (init) container of pod: its command line,
+// run in the pod's network namespace, and environment.
+func (r *Runner) newContainer(ctx context.Context, pod *corev1.Pod, rp *runningPod, c *corev1.Container, volumes map[string]string) (*container, error) {
 	argv, err := buildArgv(r.opts.BinDir, r.opts.Dir, r.opts.Entrypoints, pod, c, volumes)
 	if err != nil {
 		return nil, err
+	}
+	if rp.net != nil {
+		argv = append([]string{"nsenter", "--net=" + rp.net.path, "--"}, argv...)
 	}
 	env, err := r.resolveEnv(ctx, pod, c)
 	if err != nil {
@@ -544,7 +686,7 @@ func (r *Runner) newContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	}
 	base = append(base, imageEnv[c.Name]...)
 	return &container{
-		name: c.Name, spec: *c.DeepCopy(), argv: argv, env: append(base, env...),
+		name: c.Name, spec: *c.DeepCopy(), argv: argv, env: append(base, env...), dial: rp.dial,
 		logPath: filepath.Join(r.LogDir(), pod.Name+"-"+c.Name+".log"),
 		sidecar: c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways,
 	}, nil
@@ -553,8 +695,7 @@ func (r *Runner) newContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 // checkInitLocked acts on the end of the pod's init containers: it starts
 // the containers when they succeeded, and stops the pod and sets its
 // back-off when one failed. It tells whether the containers run.
-func (r *Runner) checkInitLocked() bool {
-	rp := r.pod
+func (r *Runner) checkInitLocked(rp *runningPod) bool {
 	if !rp.initialized() {
 		return false
 	}
@@ -562,7 +703,7 @@ func (r *Runner) checkInitLocked() bool {
 		return true
 	}
 	if rp.initErr == nil {
-		r.initFailed = nil
+		delete(r.initFailed, rp.uid)
 		rp.started = true
 		for _, c := range rp.containers {
 			if c.sidecar {
@@ -570,17 +711,20 @@ func (r *Runner) checkInitLocked() bool {
 			}
 			if err := c.start(); err != nil {
 				r.problem("pod %s: %v", rp.name, err)
-				_ = r.stopPodLocked()
+				_ = r.stopPodLocked(rp)
 				return false
 			}
 		}
 		r.opts.Logf("dataplane: started pod %s (%s), config hash %.12s", rp.name, rp.uid, rp.configHash)
 		return true
 	}
-	b := r.initFailed
-	if b == nil || b.uid != rp.uid {
+	b := r.initFailed[rp.uid]
+	if b == nil {
 		b = &initBackoff{uid: rp.uid}
-		r.initFailed = b
+		if r.initFailed == nil {
+			r.initFailed = map[types.UID]*initBackoff{}
+		}
+		r.initFailed[rp.uid] = b
 	}
 	b.failures++
 	b.wait = r.opts.InitBackoff << min(b.failures-1, 20)
@@ -589,7 +733,7 @@ func (r *Runner) checkInitLocked() bool {
 	}
 	b.retryAt = time.Now().Add(b.wait)
 	r.problem("pod %s does not start: %v; trying again in %s", rp.name, rp.initErr, b.wait)
-	if err := r.stopPodLocked(); err != nil {
+	if err := r.stopPodLocked(rp); err != nil {
 		r.problem("pod %s: %v", rp.name, err)
 	}
 	return false
@@ -631,7 +775,7 @@ func waitStarted(ctx context.Context, c *container) error {
 		if c.exited() {
 			return fmt.Errorf("exited before it started: %v", c.err)
 		}
-		if p == nil || runProbe(ctx, &c.spec, p) == nil {
+		if p == nil || runProbe(ctx, c.dial, &c.spec, p) == nil {
 			return nil
 		}
 		period := time.Duration(p.PeriodSeconds) * time.Second
@@ -646,43 +790,76 @@ func waitStarted(ctx context.Context, c *container) error {
 	}
 }
 
-func (r *Runner) stopPodLocked() error {
-	if r.pod == nil {
+// stopPodLocked takes rp out of the Service's endpoints, stops its
+// processes and removes it from the running pods.
+func (r *Runner) stopPodLocked(rp *runningPod) error {
+	if rp == nil || r.pods[rp.uid] != rp {
 		return nil
 	}
+	rp.ready = false
+	r.publishEndpointsLocked()
 	var errs []error
-	r.pod.cancelInit()
-	<-r.pod.initDone
+	rp.cancelInit()
+	<-rp.initDone
 	// The containers first, then the sidecars, in reverse order, as the
 	// kubelet does.
-	for i := len(r.pod.containers) - 1; i >= 0; i-- {
-		errs = append(errs, r.pod.containers[i].stop(r.opts.MaxStopGrace))
+	for i := len(rp.containers) - 1; i >= 0; i-- {
+		errs = append(errs, rp.containers[i].stop(r.opts.MaxStopGrace))
 	}
-	for _, c := range r.pod.initContainers {
+	for _, c := range rp.initContainers {
 		errs = append(errs, c.stop(r.opts.MaxStopGrace))
 	}
-	errs = append(errs, os.RemoveAll(r.pod.dir))
-	r.pod = nil
+	if rp.net != nil {
+		rp.net.close()
+	}
+	errs = append(errs, os.RemoveAll(rp.dir))
+	delete(r.pods, rp.uid)
 	return errors.Join(errs...)
+}
+
+// KillPod kills every process of the running pod name at once with
+// SIGKILL, as a crashed node or an OOM kill would, after taking it out of
+// the Service's endpoints (as the endpoints controller does once the pod is
+// not ready). The runner then restarts its containers (restartPolicy
+// Always) and puts it back once its readiness probes pass. Connections
+// the pod served break.
+func (r *Runner) KillPod(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rp := range r.pods {
+		if rp.name != name {
+			continue
+		}
+		if !rp.started {
+			return fmt.Errorf("pod %s has not started its containers", name)
+		}
+		rp.ready = false
+		r.publishEndpointsLocked()
+		for _, c := range rp.containers {
+			c.ready = false
+			c.kill()
+		}
+		r.opts.Logf("dataplane: killed the processes of pod %s", name)
+		return nil
+	}
+	return fmt.Errorf("no running pod %s", name)
 }
 
 // checkContainersLocked restarts exited processes (restartPolicy Always)
 // and runs readiness probes, each at most once a second.
-func (r *Runner) checkContainersLocked(ctx context.Context) {
-	if r.pod == nil {
+func (r *Runner) checkContainersLocked(ctx context.Context, rp *runningPod) {
+	if rp == nil || r.pods[rp.uid] != rp {
 		return
 	}
-	if !r.checkInitLocked() {
-		if r.pod != nil {
-			r.pod.ready = false
-		}
+	if !r.checkInitLocked(rp) {
+		rp.ready = false
 		return
 	}
 	ready := true
-	for _, c := range r.pod.containers {
+	for _, c := range rp.containers {
 		if c.exited() {
 			r.restarts++
-			r.problem("container %s of pod %s exited (%v); restarting it (see %s)", c.name, r.pod.name, c.err, c.logPath)
+			r.problem("container %s of pod %s exited (%v); restarting it (see %s)", c.name, rp.name, c.err, c.logPath)
 			if err := c.start(); err != nil {
 				r.problem("%v", err)
 			}
@@ -690,16 +867,16 @@ func (r *Runner) checkContainersLocked(ctx context.Context) {
 			continue
 		}
 		if time.Since(c.lastProbe) >= time.Second || !c.ready {
-			err := runProbe(ctx, &c.spec, c.spec.ReadinessProbe)
+			err := runProbe(ctx, c.dial, &c.spec, c.spec.ReadinessProbe)
 			c.lastProbe = time.Now()
 			if c.ready && err != nil {
-				r.opts.Logf("dataplane: container %s readiness probe failed: %v", c.name, err)
+				r.opts.Logf("dataplane: container %s of pod %s readiness probe failed: %v", c.name, rp.name, err)
 			}
 			c.ready = err == nil
 		}
 		ready = ready && c.ready
 	}
-	r.pod.ready = ready
+	rp.ready = ready
 }
 
 // statusKey is what reportStatusLocked last wrote: initialized and ready.
@@ -709,28 +886,28 @@ func (p *runningPod) statusKey() string {
 
 // reportStatusLocked writes the pod status when readiness or
 // initialization changed.
-func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error {
-	if r.pod == nil || r.pod.reported == r.pod.statusKey() {
+func (r *Runner) reportStatusLocked(ctx context.Context, rp *runningPod, pod *corev1.Pod) error {
+	if rp == nil || r.pods[rp.uid] != rp || rp.reported == rp.statusKey() {
 		return nil
 	}
 	now := metav1.Now()
 	cond := corev1.ConditionFalse
-	if r.pod.ready {
+	if rp.ready {
 		cond = corev1.ConditionTrue
 	}
 	initialized := corev1.ConditionFalse
-	if r.pod.started {
+	if rp.started {
 		initialized = corev1.ConditionTrue
 	}
 	p, err := r.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	if p.UID != r.pod.uid {
+	if p.UID != rp.uid {
 		return nil
 	}
 	p.Status.Phase = corev1.PodRunning
-	if !r.pod.started {
+	if !rp.started {
 		p.Status.Phase = corev1.PodPending
 	}
 	if p.Status.StartTime == nil {
@@ -745,13 +922,13 @@ func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error 
 		{Type: corev1.PodReady, Status: cond, LastTransitionTime: now},
 	}
 	p.Status.InitContainerStatuses = nil
-	for _, c := range r.pod.initContainers {
+	for _, c := range rp.initContainers {
 		st := corev1.ContainerStatus{Name: c.name, Image: c.spec.Image}
 		switch {
-		case c.sidecar && r.pod.started:
+		case c.sidecar && rp.started:
 			st.Ready, st.Started = c.ready, ptr.To(true)
 			st.State.Running = &corev1.ContainerStateRunning{StartedAt: now}
-		case r.pod.started:
+		case rp.started:
 			st.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", FinishedAt: now}
 		default:
 			st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
@@ -759,12 +936,12 @@ func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error 
 		p.Status.InitContainerStatuses = append(p.Status.InitContainerStatuses, st)
 	}
 	p.Status.ContainerStatuses = nil
-	for _, c := range r.pod.containers {
+	for _, c := range rp.containers {
 		if c.sidecar {
 			continue
 		}
-		st := corev1.ContainerStatus{Name: c.name, Image: c.spec.Image, Ready: c.ready, Started: ptr.To(r.pod.started)}
-		if r.pod.started {
+		st := corev1.ContainerStatus{Name: c.name, Image: c.spec.Image, Ready: c.ready, Started: ptr.To(rp.started)}
+		if rp.started {
 			st.State.Running = &corev1.ContainerStateRunning{StartedAt: now}
 		} else {
 			st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
@@ -774,7 +951,32 @@ func (r *Runner) reportStatusLocked(ctx context.Context, pod *corev1.Pod) error 
 	if _, err := r.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("report pod %s status: %w", pod.Name, err)
 	}
-	r.pod.reported = r.pod.statusKey()
+	rp.reported = rp.statusKey()
 	r.opts.Logf("dataplane: pod %s Initialized=%s Ready=%s", pod.Name, initialized, cond)
 	return nil
+}
+
+// ContainerEnv is the environment the runner gave container name of the running
+// pod (values from Secrets included: never log it whole).
+func (r *Runner) ContainerEnv(pod, name string) (map[string]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pods {
+		if p.name != pod {
+			continue
+		}
+		for _, c := range append(append([]*container{}, p.initContainers...), p.containers...) {
+			if c.name != name {
+				continue
+			}
+			env := map[string]string{}
+			for _, kv := range c.env {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			return env, nil
+		}
+		return nil, fmt.Errorf("pod %s has no container %s", pod, name)
+	}
+	return nil, fmt.Errorf("no running pod %s", pod)
 }

@@ -1,21 +1,29 @@
 package dataplane
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
-	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // forwarder accepts on one Service port and copies each connection to the
-// target port on 127.0.0.1, as kube-proxy would to the pod.
+// target port of a pod that pick chooses, in that pod's network namespace,
+// as kube-proxy would to a pod IP.
 type forwarder struct {
 	l      net.Listener
-	target string
+	port   int
+	pick   func() *runningPod
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -32,10 +40,8 @@ func randomLoopback() string {
 }
 
 // startServiceForwarders forwards each port of svc on addr to its
-// targetPort on 127.0.0.1. A port equal to its target port is served by the
-// process's own wildcard listener and gets no forwarder (see the package
-// doc).
-func startServiceForwarders(addr string, svc *corev1.Service, pod *corev1.Pod) ([]*forwarder, error) {
+// targetPort (resolved from pod's spec) on a pod pick chooses.
+func startServiceForwarders(addr string, svc *corev1.Service, pod *corev1.Pod, pick func() *runningPod) ([]*forwarder, error) {
 	var fws []*forwarder
 	for _, sp := range svc.Spec.Ports {
 		target, err := serviceTargetPort(sp, pod)
@@ -43,20 +49,25 @@ func startServiceForwarders(addr string, svc *corev1.Service, pod *corev1.Pod) (
 			closeForwarders(fws)
 			return nil, err
 		}
-		if target == int(sp.Port) {
-			continue
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(int(sp.Port))))
+		f, err := startForwarder(net.JoinHostPort(addr, strconv.Itoa(int(sp.Port))), target, pick)
 		if err != nil {
 			closeForwarders(fws)
 			return nil, fmt.Errorf("Service %s port %d: %w", svc.Name, sp.Port, err)
 		}
-		f := &forwarder{l: l, target: net.JoinHostPort(podIP, strconv.Itoa(target)), conns: map[net.Conn]struct{}{}}
-		f.wg.Add(1)
-		go f.serve()
 		fws = append(fws, f)
 	}
 	return fws, nil
+}
+
+func startForwarder(listen string, target int, pick func() *runningPod) (*forwarder, error) {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	f := &forwarder{l: l, port: target, pick: pick, conns: map[net.Conn]struct{}{}}
+	f.wg.Add(1)
+	go f.serve()
+	return f, nil
 }
 
 func serviceTargetPort(sp corev1.ServicePort, pod *corev1.Pod) (int, error) {
@@ -89,30 +100,23 @@ func (f *forwarder) serve() {
 		go func() {
 			defer f.wg.Done()
 			defer f.untrack(c)
-			up, err := net.Dial("tcp", f.target)
-			if err != nil {
+			pod := f.pick()
+			if pod == nil {
 				// Like a Service without ready endpoints: the client sees a reset.
-				c.Close()
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			up, err := pod.dial(ctx, "tcp", hostPort(podIP, f.port))
+			cancel()
+			if err != nil {
 				return
 			}
 			if !f.track(up) {
 				up.Close()
-				c.Close()
 				return
 			}
 			defer f.untrack(up)
-			done := make(chan struct{}, 2)
-			cp := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				if tc, ok := dst.(*net.TCPConn); ok {
-					_ = tc.CloseWrite()
-				}
-				done <- struct{}{}
-			}
-			go cp(up, c)
-			go cp(c, up)
-			<-done
-			<-done
+			pipe(c, up)
 		}()
 	}
 }
@@ -149,4 +153,82 @@ func closeForwarders(fws []*forwarder) {
 	for _, f := range fws {
 		f.close()
 	}
+}
+
+// podForward is what kubectl port-forward would give for one pod: the
+// Service's ports on an address of its own, all to that pod, ready or not,
+// and a hosts file that resolves the registry's hostname to it.
+type podForward struct {
+	addr       string
+	hostsFile  string
+	forwarders []*forwarder
+}
+
+// PodClient is a crane client that reaches only the pod name (its
+// registry and token server, under the registry's hostname, with TLS
+// verified as through the Service): to push through one replica and pull
+// through another. It follows the pod across restarts of its processes;
+// a replacement pod of the same name is reached as well.
+func (r *Runner) PodClient(name, dir string) (*Client, error) {
+	pf, err := r.podForward(context.Background(), name)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Crane: filepath.Join(r.opts.BinDir, "crane"), HostsFile: pf.hostsFile, Dir: dir}, nil
+}
+
+func (r *Runner) podForward(ctx context.Context, name string) (*podForward, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pf := r.podForwards[name]; pf != nil {
+		return pf, nil
+	}
+	if r.hostname == "" {
+		return nil, errors.New("dataplane: the registry's hostname is not known yet")
+	}
+	var live *runningPod
+	for _, p := range r.pods {
+		if p.name == name {
+			live = p
+		}
+	}
+	if live == nil {
+		return nil, fmt.Errorf("dataplane: no running pod %s", name)
+	}
+	pod, err := r.kube.CoreV1().Pods(r.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	svc, err := r.kube.CoreV1().Services(r.opts.Namespace).Get(ctx, r.opts.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	addr := randomLoopback()
+	pick := func() *runningPod {
+		if m := r.byName.Load(); m != nil {
+			return (*m)[name]
+		}
+		return nil
+	}
+	fws, err := startServiceForwarders(addr, svc, pod, pick)
+	if err != nil {
+		return nil, err
+	}
+	base, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		closeForwarders(fws)
+		return nil, err
+	}
+	hosts := filepath.Join(r.opts.Dir, "hosts-"+name)
+	content := strings.TrimRight(string(base), "\n") + "\n" + addr + " " + r.hostname + "\n"
+	if err := os.WriteFile(hosts, []byte(content), 0o644); err != nil {
+		closeForwarders(fws)
+		return nil, err
+	}
+	pf := &podForward{addr: addr, hostsFile: hosts, forwarders: fws}
+	if r.podForwards == nil {
+		r.podForwards = map[string]*podForward{}
+	}
+	r.podForwards[name] = pf
+	return pf, nil
 }
