@@ -48,7 +48,7 @@ const (
 // every sync and re-read every UserSecretRecheckInterval (5 minutes), as a
 // user's TLS Secret is. A credentials Secret labelled like the Secrets
 // cert-manager writes for a registry (app.kubernetes.io/managed-by=
-// image-registry-operator and registry.mgoltzsche.github.com/registry=
+// image-registry-operator and registry.mgoltzsche.github.com/imageregistry=
 // <registry name>) is watched, and a change rolls the pods at once.
 //
 // The digest is an HMAC keyed with the registry's http.secret: the pod
