@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistry"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistryaccount"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
 	clientset "github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned"
 	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
@@ -80,9 +81,16 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 	if err != nil {
 		return nil, nil, err
 	}
+	// Static accounts' status (login name, Ready); generated ones are skipped.
+	accountCtrl, err := imageregistryaccount.NewController(ctx, c.kube, c.registry, accounts,
+		imageregistryaccount.Options{Clock: clock.RealClock{}})
+	if err != nil {
+		return nil, nil, err
+	}
 	return map[string]runnable{
-		"imageregistry":   registryCtrl,
-		"imagepushsecret": pushCtrl,
-		"imagepullsecret": pullCtrl,
+		"imageregistry":        registryCtrl,
+		"imageregistryaccount": accountCtrl,
+		"imagepushsecret":      pushCtrl,
+		"imagepullsecret":      pullCtrl,
 	}, []starter{f}, nil
 }
