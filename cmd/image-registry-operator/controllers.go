@@ -64,7 +64,8 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 	}
 
 	// Push and pull secrets: one controller each, on shared informers.
-	inf := imagesecret.Informers{Secrets: secrets, Accounts: accounts, Registries: registries}
+	inf := imagesecret.Informers{Secrets: secrets, Accounts: accounts, Registries: registries,
+		ServiceAccounts: f.Kube.Core().V1().ServiceAccounts()}
 	opts := imagesecret.Options{
 		DefaultRegistry:           o.defaultRegistry,
 		DefaultRegistryNamespaces: o.defaultRegistryNamespaces,

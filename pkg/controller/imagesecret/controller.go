@@ -12,6 +12,7 @@ package imagesecret
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -22,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -163,6 +165,10 @@ type Controller struct {
 	accountLister  listers.ImageRegistryAccountLister
 	registryLister listers.ImageRegistryLister
 	registrySynced cache.InformerSynced
+	// serviceAccountLister is nil for push objects, which have no
+	// spec.serviceAccounts.
+	serviceAccountLister  corelisters.ServiceAccountLister
+	serviceAccountsSynced cache.InformerSynced
 
 	// queue holds object names; rotation and grace-period ends are AddAfter timers on it.
 	queue worker.Queue
@@ -182,6 +188,9 @@ type Informers struct {
 	Secrets    *objectcache.Secrets
 	Accounts   *objectcache.Accounts
 	Registries registryinformers.ImageRegistryInformer
+	// ServiceAccounts serve ImagePullSecret spec.serviceAccounts; the push
+	// controller does not use them.
+	ServiceAccounts coreinformers.ServiceAccountInformer
 }
 
 // NewPushController returns the controller of ImagePushSecrets.
@@ -197,6 +206,9 @@ func NewPushController(ctx context.Context, kubeClient kubernetes.Interface, reg
 // NewPullController returns the controller of ImagePullSecrets.
 func NewPullController(ctx context.Context, kubeClient kubernetes.Interface, registryClient versioned.Interface,
 	inf Informers, pullInformer registryinformers.ImagePullSecretInformer, opts Options) (*Controller, error) {
+	if inf.ServiceAccounts == nil {
+		return nil, errors.New("the pull controller needs a ServiceAccount informer")
+	}
 	a, err := newPullAccess(registryClient, pullInformer)
 	if err != nil {
 		return nil, err
@@ -279,6 +291,21 @@ func newController(
 		verifier:       newVerifier(),
 	}
 	c.syncHandler = c.sync
+	if kind == credentials.KindPull && inf.ServiceAccounts != nil {
+		c.serviceAccountLister = inf.ServiceAccounts.Lister()
+		c.serviceAccountsSynced = inf.ServiceAccounts.Informer().HasSynced
+		if _, err := inf.ServiceAccounts.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: c.handleServiceAccount,
+			UpdateFunc: func(old, cur interface{}) {
+				if serviceAccountChanged(old, cur) {
+					c.handleServiceAccount(cur)
+				}
+			},
+			DeleteFunc: c.handleServiceAccount,
+		}); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := objects.informer().AddIndexers(cache.Indexers{registryIndex: c.registryIndexFunc}); err != nil {
 		return nil, fmt.Errorf("adding registry index: %w", err)
@@ -330,9 +357,11 @@ func newController(
 // Run waits for the caches, starts the workers and the account sweep, and
 // blocks until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	return worker.Run(ctx, "image"+string(c.kind)+"secret", c.queue, workers, c.syncHandler,
-		[]cache.InformerSynced{c.objectsSynced, c.secrets.HasSynced, c.registrySynced, c.accounts.HasSynced},
-		c.runSweeper)
+	synced := []cache.InformerSynced{c.objectsSynced, c.secrets.HasSynced, c.registrySynced, c.accounts.HasSynced}
+	if c.serviceAccountsSynced != nil {
+		synced = append(synced, c.serviceAccountsSynced)
+	}
+	return worker.Run(ctx, "image"+string(c.kind)+"secret", c.queue, workers, c.syncHandler, synced, c.runSweeper)
 }
 
 // runSweeper deletes orphan accounts at start and every SweepInterval.

@@ -3,8 +3,10 @@ package imagesecret
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -205,6 +208,9 @@ func newFixture(t *testing.T, kind credentials.Kind, objects ...runtime.Object) 
 func apiServerWrites(tracker core.ObjectTracker, nextRV func() string) core.ReactionFunc {
 	return func(action core.Action) (bool, runtime.Object, error) {
 		gvr, ns := action.GetResource(), action.GetNamespace()
+		if pa, ok := action.(core.PatchAction); ok {
+			return mergePatch(tracker, nextRV, gvr, ns, pa)
+		}
 		// Create and update actions have the same method set: tell them
 		// apart by verb.
 		a, ok := action.(core.CreateAction)
@@ -249,6 +255,47 @@ func apiServerWrites(tracker core.ObjectTracker, nextRV func() string) core.Reac
 		}
 		return false, nil, nil
 	}
+}
+
+// mergePatch applies JSON merge patches as the API server does: a
+// resourceVersion in the patch is a precondition.
+func mergePatch(tracker core.ObjectTracker, nextRV func() string, gvr schema.GroupVersionResource, ns string, pa core.PatchAction) (bool, runtime.Object, error) {
+	if pa.GetPatchType() != types.MergePatchType {
+		return false, nil, nil
+	}
+	stored, err := tracker.Get(gvr, ns, pa.GetName())
+	if err != nil {
+		return true, nil, err
+	}
+	original, err := json.Marshal(stored)
+	if err != nil {
+		return true, nil, err
+	}
+	merged, err := jsonpatch.MergePatch(original, pa.GetPatch())
+	if err != nil {
+		return true, nil, apierrors.NewBadRequest(err.Error())
+	}
+	obj := reflect.New(reflect.TypeOf(stored).Elem()).Interface().(runtime.Object)
+	if err := json.Unmarshal(merged, obj); err != nil {
+		return true, nil, err
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return true, nil, err
+	}
+	sm, err := meta.Accessor(stored)
+	if err != nil {
+		return true, nil, err
+	}
+	if m.GetResourceVersion() != sm.GetResourceVersion() {
+		return true, nil, apierrors.NewConflict(gvr.GroupResource(), m.GetName(),
+			fmt.Errorf("resourceVersion %s, stored %s", m.GetResourceVersion(), sm.GetResourceVersion()))
+	}
+	m.SetResourceVersion(nextRV())
+	if err := tracker.Update(gvr, obj, ns); err != nil {
+		return true, nil, err
+	}
+	return true, obj.DeepCopyObject(), nil
 }
 
 // actionString formats an action as the imageregistry fixture does:
@@ -474,6 +521,10 @@ func (f *fixture) syncCaches() {
 			for i := range l.Items {
 				items = append(items, &l.Items[i])
 			}
+		case *corev1.ServiceAccountList:
+			for i := range l.Items {
+				items = append(items, &l.Items[i])
+			}
 		}
 		// Trimmed (and compacted) as the operator's informers store them.
 		cached := make([]interface{}, len(items))
@@ -499,6 +550,8 @@ func (f *fixture) syncCaches() {
 	replace(v.ImageRegistries().Informer(), l4, err)
 	l5, err := r.ImageRegistryAccounts("").List(ctx, metav1.ListOptions{})
 	replace(v.ImageRegistryAccounts().Informer(), l5, err)
+	l6, err := f.kube.CoreV1().ServiceAccounts("").List(ctx, metav1.ListOptions{})
+	replace(f.kubeInformers.Core().V1().ServiceAccounts().Informer(), l6, err)
 	if f.c != nil {
 		f.caughtUp()
 	}
@@ -526,7 +579,11 @@ func (f *fixture) views() (Informers, objectAccess) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return Informers{Secrets: secrets, Accounts: accounts, Registries: v.ImageRegistries()}, objects
+	inf := Informers{Secrets: secrets, Accounts: accounts, Registries: v.ImageRegistries()}
+	if f.kind == credentials.KindPull {
+		inf.ServiceAccounts = f.kubeInformers.Core().V1().ServiceAccounts()
+	}
+	return inf, objects
 }
 
 // caughtUp makes the controller read the caches as an informer that has

@@ -138,10 +138,14 @@ func (c *Controller) reconcile(ctx context.Context, key cache.ObjectName, w *syn
 		}
 		if upToDate {
 			c.schedule(key, w.cr, w.secret, now)
-			return nil
+			return c.syncServiceAccounts(ctx, w.cr, true)
 		}
 	}
-	return c.apply(ctx, key, w, d, now)
+	if err := c.apply(ctx, key, w, d, now); err != nil {
+		return err
+	}
+	// Only a Secret that holds published credentials is handed to Pods.
+	return c.syncServiceAccounts(ctx, w.cr, true)
 }
 
 // upToDate tells whether a keep decision needs no write at all.
@@ -332,6 +336,7 @@ func (c *Controller) observe(w *syncState, st *v1alpha1.ImageSecretStatus) {
 	ref := w.ref
 	st.RegistryRef = &ref
 	st.SecretName = c.secretName(w.cr)
+	st.ServiceAccounts = c.countServiceAccounts(w.cr)
 	st.NextRotationDate = nil
 	if due := c.rotationDue(w.cr, st.RotationDate); !due.IsZero() {
 		t := metav1.NewTime(due)
@@ -490,6 +495,11 @@ func (c *Controller) finalize(ctx context.Context, cr *imageSecret) error {
 			metrics.AccountOperations.WithLabelValues(string(c.kind), "revoked").Inc()
 			c.recorder.Eventf(cr.obj, corev1.EventTypeNormal, ReasonAccountDeleted, "Deleted ImageRegistryAccount %s/%s", ns, credentials.AccountName(c.kind, cr.meta.Namespace, cr.meta.Name))
 		}
+	}
+	// Pods created from now on must not get the Secret, which goes with
+	// the object.
+	if err := c.syncServiceAccounts(ctx, cr, false); err != nil {
+		return err
 	}
 	cr.meta.Finalizers = slices.DeleteFunc(cr.meta.Finalizers, func(f string) bool { return f == v1alpha1.FinalizerAccountCleanup })
 	if _, err := c.objects.update(ctx, cr); err != nil && !apierrors.IsNotFound(err) {

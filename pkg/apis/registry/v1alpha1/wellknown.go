@@ -40,4 +40,9 @@ const (
 	// object it mirrors; a value longer than a label value allows is hashed.
 	LabelOwnerNamespace = "registry.mgoltzsche.github.com/owner-namespace"
 	LabelOwnerName      = "registry.mgoltzsche.github.com/owner-name"
+	// AnnotationAddedImagePullSecrets on a ServiceAccount lists,
+	// comma-separated, the entries of its imagePullSecrets the operator
+	// added for ImagePullSecrets' spec.serviceAccounts: only those it ever
+	// removes.
+	AnnotationAddedImagePullSecrets = "registry.mgoltzsche.github.com/added-image-pull-secrets"
 )
