@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
@@ -217,4 +219,213 @@ func TestAPIServerRejectsInvalid(t *testing.T) {
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "registryRef is immutable") {
 		t.Errorf("changing registryRef: got %v, want Invalid", err)
 	}
+}
+
+// TestAPIPrinterColumns runs the operator and reads every kind's table as
+// kubectl prints it from the real API server: static and generated
+// accounts, a push secret that is Ready, a pull secret whose registry does
+// not exist, and a registry; then each name a user types for a kind, in
+// table form, and the category.
+func TestAPIPrinterColumns(t *testing.T) {
+	e := newEnv(t)
+	e.startOperator(t)
+	e.startKubelet(t)
+	ctx := context.Background()
+	c := e.registry.RegistryV1alpha1()
+
+	h, err := bcrypt.GenerateFromPassword([]byte("unused"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := string(h)
+	future := metav1.NewTime(time.Date(2099, 1, 2, 3, 4, 5, 0, time.UTC))
+	past := metav1.NewTime(time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC))
+	for _, a := range []*v1alpha1.ImageRegistryAccount{
+		{ObjectMeta: metav1.ObjectMeta{Name: "ci-bot"}, Spec: v1alpha1.ImageRegistryAccountSpec{Passwords: []string{hash}, ExpiresAt: &future}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "robot"}, Spec: v1alpha1.ImageRegistryAccountSpec{Username: "ci/robot", Passwords: []string{hash}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "old"}, Spec: v1alpha1.ImageRegistryAccountSpec{Passwords: []string{hash}, ExpiresAt: &past}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "typo"}, Spec: v1alpha1.ImageRegistryAccountSpec{Passwords: []string{"not-a-hash"}}},
+	} {
+		if _, err := c.ImageRegistryAccounts(e.ns).Create(ctx, a, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := createRegistry(t, e, "registry")
+	waitRegistryReady(t, e, reg.Name)
+	if _, err := c.ImagePushSecrets(e.ns).Create(ctx, &v1alpha1.ImagePushSecret{
+		ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Spec:       v1alpha1.ImageSecretSpec{RegistryRef: &v1alpha1.RegistryRef{Name: reg.Name}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ImagePullSecrets(e.ns).Create(ctx, &v1alpha1.ImagePullSecret{
+		ObjectMeta: metav1.ObjectMeta{Name: "orphan"},
+		Spec:       v1alpha1.ImagePullSecretSpec{ImageSecretSpec: v1alpha1.ImageSecretSpec{RegistryRef: &v1alpha1.RegistryRef{Name: "missing"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the push secret Ready, the pull secret refused, every static account with a status", func(ctx context.Context) (bool, error) {
+		push, err := c.ImagePushSecrets(e.ns).Get(ctx, "app", metav1.GetOptions{})
+		if err != nil || !meta.IsStatusConditionTrue(push.Status.Conditions, v1alpha1.ConditionReady) {
+			return false, err
+		}
+		pull, err := c.ImagePullSecrets(e.ns).Get(ctx, "orphan", metav1.GetOptions{})
+		if err != nil || meta.FindStatusCondition(pull.Status.Conditions, v1alpha1.ConditionReady) == nil {
+			return false, err
+		}
+		for _, name := range []string{"ci-bot", "robot", "old", "typo"} {
+			a, err := c.ImageRegistryAccounts(e.ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil || a.Status.ObservedGeneration != a.Generation || a.Status.LoginName == "" {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	generated := "push." + e.ns + ".app"
+	var acc *v1alpha1.ImageRegistryAccount
+	eventually(t, 30*time.Second, "the generated account", func(ctx context.Context) (bool, error) {
+		var err error
+		acc, err = c.ImageRegistryAccounts(e.ns).Get(ctx, generated, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	// The operator writes no status on generated accounts, so that they
+	// stay compact in its cache.
+	if !reflect.DeepEqual(acc.Status, v1alpha1.ImageRegistryAccountStatus{}) {
+		t.Errorf("generated account has a status: %+v", acc.Status)
+	}
+
+	get := func(args ...string) string {
+		t.Helper()
+		out, err := e.cp.Kubectl(ctx, append(append([]string{"get"}, args...), "-n", e.ns)...)
+		if err != nil {
+			t.Fatalf("kubectl get %v: %v\n%s", args, err, out)
+		}
+		if strings.Contains(string(out), "<invalid>") {
+			t.Errorf("kubectl get %v shows <invalid>:\n%s", args, out)
+		}
+		t.Logf("kubectl get %s\n%s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	expectRow := func(table string, header []string, name string, want map[string]string) {
+		t.Helper()
+		rows := parseTable(t, table, header)
+		row, ok := rows[name]
+		if !ok {
+			t.Errorf("no row %s in\n%s", name, table)
+			return
+		}
+		for col, v := range want {
+			if row[col] != v {
+				t.Errorf("%s: %s = %q, want %q\n%s", name, col, row[col], v, table)
+			}
+		}
+	}
+
+	accountCols := []string{"NAME", "LOGIN", "GENERATED", "EXPIRES", "READY", "AGE"}
+	accounts := get("imageregistryaccounts")
+	expectRow(accounts, accountCols, "ci-bot", map[string]string{"LOGIN": "ci-bot", "GENERATED": "", "EXPIRES": "2099-01-02T03:04:05Z", "READY": "True"})
+	expectRow(accounts, accountCols, "robot", map[string]string{"LOGIN": "ci/robot", "GENERATED": "", "EXPIRES": "", "READY": "True"})
+	expectRow(accounts, accountCols, "old", map[string]string{"LOGIN": "old", "GENERATED": "", "EXPIRES": "2020-01-02T03:04:05Z", "READY": "False"})
+	expectRow(accounts, accountCols, "typo", map[string]string{"LOGIN": "typo", "READY": "False"})
+	expectRow(accounts, accountCols, generated, map[string]string{"LOGIN": "", "GENERATED": "push", "EXPIRES": "", "READY": ""})
+	wideAccountCols := []string{"NAME", "LOGIN", "GENERATED", "EXPIRES", "READY", "REASON", "USERNAME", "ROTATION", "AGE"}
+	wide := get("imageregistryaccounts", "-o", "wide")
+	expectRow(wide, wideAccountCols, "ci-bot", map[string]string{"REASON": "Active", "USERNAME": "", "ROTATION": ""})
+	expectRow(wide, wideAccountCols, "old", map[string]string{"REASON": "Expired"})
+	expectRow(wide, wideAccountCols, "typo", map[string]string{"REASON": "InvalidPassword"})
+	expectRow(wide, wideAccountCols, generated, map[string]string{"REASON": "", "USERNAME": e.ns + "/app"})
+	if r := parseTable(t, wide, wideAccountCols)[generated]["ROTATION"]; r == "" {
+		t.Errorf("generated account: ROTATION is empty:\n%s", wide)
+	}
+
+	secretCols := []string{"NAME", "REGISTRY", "READY", "REASON", "ROTATION", "NEXT ROTATION", "AGE"}
+	push := get("imagepushsecrets")
+	expectRow(push, secretCols, "app", map[string]string{"REGISTRY": "registry", "READY": "True", "REASON": "Issued"})
+	if next := parseTable(t, push, secretCols)["app"]["NEXT ROTATION"]; next != "" {
+		if at, err := time.Parse(time.RFC3339, next); err != nil || !at.After(time.Now()) {
+			t.Errorf("NEXT ROTATION %q is not a future RFC 3339 time (%v)", next, err)
+		}
+	} else {
+		t.Errorf("NEXT ROTATION is empty:\n%s", push)
+	}
+	pullCols := []string{"NAME", "REGISTRY", "READY", "REASON", "SAS", "ROTATION", "NEXT ROTATION", "AGE"}
+	expectRow(get("imagepullsecrets"), pullCols, "orphan", map[string]string{"REGISTRY": "", "READY": "False", "REASON": "RegistryNotFound", "NEXT ROTATION": ""})
+	registryCols := []string{"NAME", "HOSTNAME", "READY", "REASON", "REPLICAS", "AVAILABLE", "AGE"}
+	expectRow(get("imageregistries"), registryCols, "registry", map[string]string{
+		"HOSTNAME": "registry." + e.ns + ".svc.cluster.local", "READY": "True", "REASON": "Ready", "REPLICAS": "1", "AVAILABLE": "1",
+	})
+
+	// Every name of a kind, with an object name, prints that object's
+	// table (the issue: "kubectl get imageregistry NAME" failed while the
+	// category was named like the kind).
+	for _, tc := range []struct {
+		names  []string
+		object string
+	}{
+		{[]string{"imageregistry", "imageregistries", "imgreg", "ireg"}, "registry"},
+		{[]string{"imagepushsecret", "imagepushsecrets", "imgpush", "ipush"}, "app"},
+		{[]string{"imagepullsecret", "imagepullsecrets", "imgpull", "ipull"}, "orphan"},
+		{[]string{"imageregistryaccount", "imageregistryaccounts", "imgacc", "iracc"}, "ci-bot"},
+	} {
+		for _, n := range tc.names {
+			out := get(n, tc.object)
+			if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME ") || !strings.HasPrefix(lines[1], tc.object+" ") {
+				t.Errorf("kubectl get %s %s: want a header and the one row:\n%s", n, tc.object, out)
+			}
+		}
+	}
+	// The category lists all four kinds, each in its own table.
+	all := get("image-registry-operator")
+	for _, want := range []string{
+		"imageregistry.registry.mgoltzsche.github.com/registry ",
+		"imagepushsecret.registry.mgoltzsche.github.com/app ",
+		"imagepullsecret.registry.mgoltzsche.github.com/orphan ",
+		"imageregistryaccount.registry.mgoltzsche.github.com/ci-bot ",
+		"imageregistryaccount.registry.mgoltzsche.github.com/" + generated + " ",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("kubectl get image-registry-operator lacks %q:\n%s", want, all)
+		}
+	}
+	if n := strings.Count("\n"+all, "\nNAME "); n != 4 {
+		t.Errorf("kubectl get image-registry-operator printed %d tables, want 4:\n%s", n, all)
+	}
+}
+
+// parseTable splits kubectl's table output into cells by the header's
+// column starts (cells may be empty, so splitting at spaces would shift
+// them) and returns the rows by NAME.
+func parseTable(t *testing.T, out string, header []string) map[string]map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	starts := make([]int, len(header))
+	from := 0
+	for i, h := range header {
+		j := strings.Index(lines[0][from:], h)
+		if j < 0 {
+			t.Fatalf("header %q lacks %s after column %d:\n%s", lines[0], h, from, out)
+		}
+		starts[i] = from + j
+		from = starts[i] + len(h)
+	}
+	if rest := strings.TrimSpace(lines[0][from:]); rest != "" {
+		t.Fatalf("header %q has more columns than %v", lines[0], header)
+	}
+	rows := map[string]map[string]string{}
+	for _, l := range lines[1:] {
+		row := map[string]string{}
+		for i, h := range header {
+			end := len(l)
+			if i+1 < len(header) {
+				end = min(starts[i+1], len(l))
+			}
+			if starts[i] < end {
+				row[h] = strings.TrimSpace(l[starts[i]:end])
+			} else {
+				row[h] = ""
+			}
+		}
+		rows[row["NAME"]] = row
+	}
+	return rows
 }
