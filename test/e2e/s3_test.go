@@ -1,0 +1,646 @@
+//go:build e2e
+
+package e2e
+
+// Registry replicas on real S3 storage (issue 18): SeaweedFS (`weed server
+// -s3`, test/e2e/framework/s3.go) as the object store, an ImageRegistry with
+// replicas: 2 and spec.storage.s3, both pods run by the data plane from the
+// pod template, each in its own network namespace, and the Service's
+// forwarder balancing over the Ready ones.
+//
+//	make build && hack/build-tools.sh weed && go test -tags e2e -count=1 -v -run 'TestS3Replicas' ./test/e2e/
+//
+// TestS3Throughput (not part of make test: IRO_S3_BENCH=1) prints the
+// MB/s table of docs/performance.md.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistry"
+	"github.com/image-registry-operator/image-registry-operator/test/e2e/dataplane"
+	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
+)
+
+const (
+	s3Bucket      = "images"
+	s3CredsSecret = "registry-s3"
+)
+
+// startS3 starts SeaweedFS for the test and creates the bucket.
+func startS3(t *testing.T, dir string) *framework.S3Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	s3, err := framework.StartS3(ctx, framework.S3Options{Dir: filepath.Join(dir, "s3")})
+	if errors.Is(err, framework.ErrBinariesMissing) {
+		t.Fatalf("%v: run hack/build-tools.sh weed (make tools)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s3.CrashErr(); err != nil {
+			t.Errorf("SeaweedFS: %v", err)
+		}
+		if err := s3.Stop(); err != nil {
+			t.Errorf("stopping SeaweedFS: %v", err)
+		}
+	})
+	if err := s3.CreateBucket(ctx, s3Bucket); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SeaweedFS S3 at %s ready in %s", s3.Endpoint, time.Since(start).Round(100*time.Millisecond))
+	return s3
+}
+
+// s3CredentialsSecret is the credentials Secret of spec.storage.s3. It
+// carries the labels that make the operator watch it (see
+// imageregistry.AnnotationS3CredentialsHash), so a change rolls the pods at
+// once rather than at the next 5-minute re-read.
+func s3CredentialsSecret(ns, registry string, keys framework.S3Keys) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: s3CredsSecret, Labels: map[string]string{
+			v1alpha1.LabelManagedBy:     v1alpha1.ManagedByValue,
+			imageregistry.LabelRegistry: registry,
+		}},
+		Data: map[string][]byte{"accessKeyID": []byte(keys.AccessKey), "secretAccessKey": []byte(keys.SecretKey)},
+	}
+}
+
+// s3Registry is the ImageRegistry of the scenarios: replicas on the S3
+// server, TLS from the operator's CA, the builtin token server.
+func s3Registry(name string, replicas int, s3 *framework.S3Server) string {
+	storage := ""
+	if s3 != nil {
+		storage = fmt.Sprintf(`
+  storage:
+    s3:
+      endpoint: %s
+      bucket: %s
+      region: %s
+      credentialsSecret: %s`, s3.Endpoint, s3Bucket, framework.S3Region, s3CredsSecret)
+	} else {
+		storage = `
+  persistentVolumeClaim:
+    accessModes: [ReadWriteOnce]
+    resources:
+      requests:
+        storage: 2Gi`
+	}
+	return fmt.Sprintf(`apiVersion: registry.mgoltzsche.github.com/v1alpha1
+kind: ImageRegistry
+metadata:
+  name: %s
+spec:
+  replicas: %d
+  tls: {}%s
+`, name, replicas, storage)
+}
+
+// startReplicas is startDataPlane for a registry with replicas pods that
+// reach hostServices (the S3 server) from their network namespaces.
+func (u *userEnv) startReplicas(t *testing.T, registry string, replicas int, hostServices ...string) {
+	t.Helper()
+	binDir, err := framework.DefaultBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp(u.dir, "registry-"+registry+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, err := dataplane.Start(ctx, dataplane.Options{
+		RestConfig: u.cp.RestConfig, Namespace: u.ns, Name: registry, BinDir: binDir,
+		Dir: filepath.Join(dir, "dataplane"), Logf: t.Logf, HostServices: hostServices,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.dp = dp
+	t.Cleanup(func() {
+		logs, _ := filepath.Glob(filepath.Join(dp.LogDir(), "*.log"))
+		if t.Failed() {
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", filepath.Base(l), tail(string(b), 3000))
+			}
+		}
+		if err := dp.Stop(); err != nil {
+			t.Errorf("stopping the data plane: %v", err)
+		}
+	})
+	if err := dp.WaitReadyPods(ctx, replicas); err != nil {
+		t.Fatal(err)
+	}
+	scratch := filepath.Join(dir, "client")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	u.crane = dp.Client(scratch)
+	t.Logf("data plane of %s/%s ready: %d pods %v, Service %s -> %s", u.ns, registry, replicas, dp.Pods(), dp.Hostname(), dp.Addr)
+}
+
+// podClient is a crane client that reaches only pod.
+func (u *userEnv) podClient(t *testing.T, pod string) *dataplane.Client {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(u.crane.Dir), "client-"+pod)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c, err := u.dp.PodClient(pod, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestS3Replicas runs the replica scenarios on one registry with two pods
+// on SeaweedFS, in order:
+//
+//   - push through one pod, pull the same digest through the other, both
+//     ways;
+//   - push and pull under traffic through the Service while one pod is
+//     killed (SIGKILL of all its processes) and comes back: failed requests
+//     are counted and reported, split into those in flight at the kill and
+//     those started after it (none allowed: the dead pod is out of the
+//     Service at once); no pushed blob is lost;
+//   - token key renewal (the token Secret deleted) under traffic: the pods
+//     roll and the new key signs; pulls refused by auth while old and new
+//     pods serve side by side are counted and reported (a known gap, see
+//     tokenKeyRenewalReplicas), any other failure fails the test;
+//   - the S3 credentials Secret switched to another key pair: the pods
+//     roll, pulls keep working, the new pods use the new key;
+//   - no password in any log.
+func TestS3Replicas(t *testing.T) {
+	u := newUserEnv(t, "--grace-period="+gracePeriod.String())
+	s3 := startS3(t, u.dir)
+	ctx := context.Background()
+	if _, err := u.cp.Client.CoreV1().Secrets(u.ns).Create(ctx, s3CredentialsSecret(u.ns, exampleRegistry, s3.Keys[0]), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	u.kubectlNS(t, u.ns, s3Registry(exampleRegistry, 2, s3), "apply", "-f", "-")
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
+		u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples", "registry.mgoltzsche.github.com_v1alpha1_"+kind+"_cr.yaml"))
+	}
+	u.startReplicas(t, exampleRegistry, 2, s3.Addr)
+	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry, "imagepushsecret/example", "imagepullsecret/example")
+	pod0, pod1 := exampleRegistry+"-0", exampleRegistry+"-1"
+
+	var ref, digest string
+	step(t, "push through one pod, pull through the other", func(t *testing.T) {
+		push := u.creds(t, u.ns, examplePushSecret)
+		pull := u.creds(t, u.ns, examplePullSecret)
+		c0, c1 := u.podClient(t, pod0), u.podClient(t, pod1)
+		for _, dir := range []struct {
+			from, to string
+			push     *dataplane.Client
+			pull     *dataplane.Client
+		}{{pod0, pod1, c0, c1}, {pod1, pod0, c1, c0}} {
+			ref = u.image("app:" + dir.from)
+			pushed, err := dir.push.PushRandom(ctx, push, ref)
+			if err != nil {
+				t.Fatalf("push through %s: %v", dir.from, err)
+			}
+			pulled, err := dir.pull.Pull(ctx, pull, ref)
+			if err != nil {
+				t.Fatalf("pull through %s of what %s took: %v", dir.to, dir.from, err)
+			}
+			if pulled != pushed {
+				t.Fatalf("pulled %s through %s, pushed %s through %s", pulled, dir.to, pushed, dir.from)
+			}
+			t.Logf("pushed %s@%s through %s, pulled it through %s", ref, pushed, dir.from, dir.to)
+			digest = pushed
+		}
+	})
+
+	step(t, "push and pull under traffic while a pod is killed", func(t *testing.T) {
+		u.killUnderTraffic(t, pod1, ref, digest)
+	})
+
+	step(t, "token key renewal under traffic", func(t *testing.T) {
+		u.tokenKeyRenewalReplicas(t, ref, digest)
+	})
+
+	step(t, "S3 credentials change rolls the pods", func(t *testing.T) {
+		u.s3CredentialsRoll(t, s3, ref, digest)
+	})
+
+	if p := u.dp.Problems(); len(p) > 0 {
+		t.Logf("data plane problems (restarts of killed containers are expected):\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// opLog counts crane operations under traffic.
+type opLog struct {
+	mu sync.Mutex
+	// by kind ("push", "pull") and phase ("before", "in flight", "after")
+	ok, failed map[string]int
+	errs       []string
+	pushed     map[string]string // ref -> digest of every successful push
+}
+
+func (l *opLog) add(kind, phase string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := kind + " " + phase
+	if err == nil {
+		l.ok[key]++
+		return
+	}
+	l.failed[key]++
+	l.errs = append(l.errs, fmt.Sprintf("%s %s (%s): %s", time.Now().Format("15:04:05.000"), kind, phase, tail(err.Error(), 400)))
+}
+
+func (l *opLog) table() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var keys []string
+	for k := range l.ok {
+		keys = append(keys, k)
+	}
+	for k := range l.failed {
+		if _, ok := l.ok[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "  %-22s ok %4d  failed %3d\n", k, l.ok[k], l.failed[k])
+	}
+	return sb.String()
+}
+
+// killUnderTraffic runs two pullers and a pusher through the Service,
+// kills every process of victim, waits for it to come back and serve, and
+// checks that no request started after the kill failed and that every
+// pushed image is complete through both pods.
+func (u *userEnv) killUnderTraffic(t *testing.T, victim, ref, digest string) {
+	ctx := context.Background()
+	log := &opLog{ok: map[string]int{}, failed: map[string]int{}, pushed: map[string]string{}}
+	var (
+		phaseMu sync.Mutex
+		phase   = "before"
+		killed  time.Time
+	)
+	// An operation belongs to the phase it started in, except that one
+	// started before the kill and ended after it was in flight.
+	begin := func() (string, time.Time) {
+		phaseMu.Lock()
+		defer phaseMu.Unlock()
+		return phase, time.Now()
+	}
+	classify := func(started string, at time.Time) string {
+		phaseMu.Lock()
+		defer phaseMu.Unlock()
+		if started == "before" && !killed.IsZero() {
+			return "in flight"
+		}
+		return started
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p, at := begin()
+				c, err := u.crane.SaveCredentials(u.secret(t, u.ns, examplePullSecret))
+				if err != nil {
+					log.add("pull", p, err)
+					continue
+				}
+				got, err := u.crane.Pull(ctx, c, ref)
+				if err == nil && got != digest {
+					err = fmt.Errorf("puller %d: digest %s, want %s", i, got, digest)
+				}
+				log.add("pull", classify(p, at), err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p, at := begin()
+			c, err := u.crane.SaveCredentials(u.secret(t, u.ns, examplePushSecret))
+			if err != nil {
+				log.add("push", p, err)
+				continue
+			}
+			r := u.image(fmt.Sprintf("traffic:%d", n))
+			d, err := u.crane.PushRandom(ctx, c, r)
+			log.add("push", classify(p, at), err)
+			if err == nil {
+				log.mu.Lock()
+				log.pushed[r] = d
+				log.mu.Unlock()
+			}
+		}
+	}()
+	halted := false
+	halt := func() {
+		if !halted {
+			halted = true
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer halt()
+	okCount := func() int {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		n := 0
+		for _, v := range log.ok {
+			n += v
+		}
+		return n
+	}
+	eventually(t, 2*time.Minute, "traffic before the kill", func(context.Context) (bool, error) { return okCount() >= 6, nil })
+
+	phaseMu.Lock()
+	if err := u.dp.KillPod(victim); err != nil {
+		phaseMu.Unlock()
+		t.Fatal(err)
+	}
+	killed = time.Now()
+	phase = "after the kill"
+	phaseMu.Unlock()
+	t.Logf("killed every process of %s", victim)
+	eventually(t, 2*time.Minute, victim+" to come back", func(context.Context) (bool, error) {
+		for _, p := range u.dp.Pods() {
+			if p.Name == victim && p.Ready {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("pods %v", u.dp.Pods())
+	})
+	phaseMu.Lock()
+	back := time.Since(killed)
+	phase = "after it came back"
+	phaseMu.Unlock()
+	t.Logf("%s ready again %s after the kill", victim, back.Round(100*time.Millisecond))
+	n := okCount()
+	eventually(t, 2*time.Minute, "traffic after the pod came back", func(context.Context) (bool, error) { return okCount() >= n+6, nil })
+	halt()
+
+	t.Logf("operations through the Service (kill of %s at %s):\n%s", victim, killed.Format("15:04:05.000"), log.table())
+	if len(log.errs) > 0 {
+		t.Logf("failures:\n%s", strings.Join(log.errs, "\n"))
+	}
+	for _, p := range []string{"before", "after the kill", "after it came back"} {
+		if n := log.failed["pull "+p] + log.failed["push "+p]; n > 0 {
+			t.Errorf("%d operations started %s failed (none may: only operations in flight at the kill may fail)", n, p)
+		}
+	}
+
+	// No blob lost: every image a push reported is complete through both pods.
+	pull := u.creds(t, u.ns, examplePullSecret)
+	refs := make([]string, 0, len(log.pushed))
+	for r := range log.pushed {
+		refs = append(refs, r)
+	}
+	sort.Strings(refs)
+	for _, pod := range []string{exampleRegistry + "-0", exampleRegistry + "-1"} {
+		c := u.podClient(t, pod)
+		for _, r := range refs {
+			got, err := c.Pull(ctx, pull, r)
+			if err != nil {
+				t.Errorf("pushed %s (%s) is not complete through %s: %v", r, log.pushed[r], pod, err)
+				continue
+			}
+			if got != log.pushed[r] {
+				t.Errorf("%s through %s: digest %s, pushed %s", r, pod, got, log.pushed[r])
+			}
+		}
+	}
+	t.Logf("all %d images pushed under traffic pull complete through both pods", len(refs))
+}
+
+// s3CredentialsRoll switches the credentials Secret to the S3 server's
+// other key pair under a pull loop: the pod template's hash annotation
+// changes, both pods are replaced, the new ones use the new access key, and
+// no pull fails.
+func (u *userEnv) s3CredentialsRoll(t *testing.T, s3 *framework.S3Server, ref, digest string) {
+	ctx := context.Background()
+	sts, err := u.cp.Client.AppsV1().StatefulSets(u.ns).Get(ctx, exampleRegistry, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sts.Spec.Template.Annotations[imageregistry.AnnotationS3CredentialsHash]
+	if before == "" {
+		t.Fatalf("pod template has no %s annotation", imageregistry.AnnotationS3CredentialsHash)
+	}
+	oldPods := map[string]bool{}
+	for _, p := range u.dp.Pods() {
+		oldPods[string(p.UID)] = true
+	}
+	loop := u.startPullLoop(t, examplePullSecret, ref, digest)
+	defer loop.halt()
+	time.Sleep(2 * time.Second)
+
+	changed := time.Now()
+	sec := u.secret(t, u.ns, s3CredsSecret)
+	sec.Data["accessKeyID"] = []byte(s3.Keys[1].AccessKey)
+	sec.Data["secretAccessKey"] = []byte(s3.Keys[1].SecretKey)
+	if _, err := u.cp.Client.CoreV1().Secrets(u.ns).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("switched the S3 credentials Secret to the other key pair")
+	eventually(t, 3*time.Minute, "both pods replaced and ready", func(context.Context) (bool, error) {
+		pods := u.dp.Pods()
+		if len(pods) != 2 {
+			return false, fmt.Errorf("pods %v", pods)
+		}
+		for _, p := range pods {
+			if oldPods[string(p.UID)] || !p.Ready {
+				return false, fmt.Errorf("pods %v", pods)
+			}
+		}
+		return true, nil
+	})
+	t.Logf("both pods replaced and ready %s after the change", time.Since(changed).Round(100*time.Millisecond))
+	sts, err = u.cp.Client.AppsV1().StatefulSets(u.ns).Get(ctx, exampleRegistry, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := sts.Spec.Template.Annotations[imageregistry.AnnotationS3CredentialsHash]; after == before || after == "" {
+		t.Errorf("annotation %s did not change", imageregistry.AnnotationS3CredentialsHash)
+	}
+	for _, p := range u.dp.Pods() {
+		env, err := u.dp.ContainerEnv(p.Name, "registry")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Access key ids are not secret; the secret keys are never logged.
+		if got := env["REGISTRY_STORAGE_S3_ACCESSKEY"]; got != s3.Keys[1].AccessKey {
+			t.Errorf("pod %s runs with access key id %q, want the new %q", p.Name, got, s3.Keys[1].AccessKey)
+		}
+	}
+	// A push with the new key, pulled through both pods.
+	pushed, err := u.crane.PushRandom(ctx, u.creds(t, u.ns, examplePushSecret), u.image("after-roll:v1"))
+	if err != nil {
+		t.Fatalf("push after the credentials change: %v", err)
+	}
+	for _, pod := range []string{exampleRegistry + "-0", exampleRegistry + "-1"} {
+		if got, err := u.podClient(t, pod).Pull(ctx, u.creds(t, u.ns, examplePullSecret), u.image("after-roll:v1")); err != nil || got != pushed {
+			t.Errorf("pull through %s after the credentials change: %s, %v", pod, got, err)
+		}
+	}
+	loop.halt()
+	loop.check(t)
+}
+
+// tokenKeyRenewalReplicas deletes the token Secret under a pull loop, as
+// tokenKeyRenewal does for one pod, and waits until both pods are replaced
+// and the new key signs.
+//
+// Known gap (issue 18, item 3): a deleted token Secret takes the signing
+// key's private half with it, so the operator signs with a new key at once
+// (ensureTokenSecret). While the StatefulSet rolls, a pod of the new
+// template signs with the new key, and the registry of a pod of the old
+// template, which read its JWKS at start, does not trust it yet: a client
+// whose token request and registry request the Service sends to different
+// pods is refused. With one replica this cannot happen. The scheduled
+// renewal (two thirds into the key's year) publishes the next key one
+// rollout before anyone signs with it and has no such window. Such
+// refusals are reported here, not failed; every other failure fails.
+func (u *userEnv) tokenKeyRenewalReplicas(t *testing.T, ref, digest string) {
+	ctx := context.Background()
+	before, err := u.registryJWKSKeyIDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPods := map[string]bool{}
+	for _, p := range u.dp.Pods() {
+		oldPods[string(p.UID)] = true
+	}
+	log := &opLog{ok: map[string]int{}, failed: map[string]int{}}
+	var refused, other []string
+	var mu sync.Mutex
+	stop, done := make(chan struct{}), make(chan struct{})
+	phase := "before"
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			p := phase
+			mu.Unlock()
+			c, err := u.crane.SaveCredentials(u.secret(t, u.ns, examplePullSecret))
+			if err == nil {
+				var got string
+				got, err = u.crane.Pull(ctx, c, ref)
+				if err == nil && got != digest {
+					err = fmt.Errorf("digest %s, want %s", got, digest)
+				}
+			}
+			log.add("pull", p, err)
+			if err != nil {
+				line := time.Now().Format("15:04:05.000 ") + tail(err.Error(), 300)
+				mu.Lock()
+				if refusedByAuth(err) {
+					refused = append(refused, line)
+				} else {
+					other = append(other, line)
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	halt := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-done
+	}
+	defer halt()
+	time.Sleep(2 * time.Second)
+	deleted := time.Now()
+	if err := u.cp.Client.CoreV1().Secrets(u.ns).Delete(ctx, exampleRegistry+"-auth-token", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	phase = "during the roll"
+	mu.Unlock()
+	eventually(t, 3*time.Minute, "both pods replaced and ready", func(context.Context) (bool, error) {
+		pods := u.dp.Pods()
+		if len(pods) != 2 {
+			return false, fmt.Errorf("pods %v", pods)
+		}
+		for _, p := range pods {
+			if oldPods[string(p.UID)] || !p.Ready {
+				return false, fmt.Errorf("pods %v", pods)
+			}
+		}
+		return true, nil
+	})
+	rolled := time.Since(deleted)
+	mu.Lock()
+	phase = "after the roll"
+	mu.Unlock()
+	time.Sleep(3 * time.Second)
+	halt()
+
+	t.Logf("token Secret deleted; both pods replaced and ready %s later; pulls:\n%s", rolled.Round(100*time.Millisecond), log.table())
+	if len(refused) > 0 {
+		t.Logf("KNOWN GAP (issue 18 item 3, see tokenKeyRenewalReplicas): %d pulls refused by auth while old and new pods served side by side:\n%s", len(refused), strings.Join(refused, "\n"))
+	}
+	if len(other) > 0 {
+		t.Errorf("%d pulls failed otherwise:\n%s", len(other), strings.Join(other, "\n"))
+	}
+	if n := log.failed["pull after the roll"]; n > 0 {
+		t.Errorf("%d pulls failed after both pods were replaced", n)
+	}
+	kids, err := u.registryJWKSKeyIDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range before {
+		if !slices.Contains(kids, k) {
+			t.Errorf("the old key %s left jwks.json within its token lifetime: %v", k, kids)
+		}
+	}
+	kid := u.tokenKeyID(t, u.creds(t, u.ns, examplePullSecret))
+	if slices.Contains(before, kid) || !slices.Contains(kids, kid) {
+		t.Errorf("after the renewal the token server signs with key id %q; want a new key of jwks.json %v (old: %v)", kid, kids, before)
+	}
+}
