@@ -21,6 +21,9 @@ import (
 // tries to export traces to an OTLP collector on localhost).
 var imageEnv = map[string][]string{
 	"registry": {"OTEL_TRACES_EXPORTER=none"},
+	// The garbage collector's script (registry image) finds the registry
+	// binary on its PATH, as in the image's /bin; here the bin dir.
+	"collector": {"OTEL_TRACES_EXPORTER=none", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" + binMount},
 }
 
 // container is one running container process.
@@ -132,6 +135,12 @@ func resolveProgram(binDir string, entrypoints map[string]string, c *corev1.Cont
 		return &program{hostPath: bin, mountAt: path.Join(entrypointMount, filepath.Base(bin)), path: path.Join(entrypointMount, filepath.Base(bin)), args: c.Args}, nil
 	}
 	bin := filepath.Join(binDir, path.Base(c.Command[0]))
+	if _, err := os.Stat(bin); err != nil && path.Base(c.Command[0]) == "sh" {
+		// A shell script (the garbage collector's): images have a shell,
+		// the bin dir does not; the host's runs it, with the bin dir
+		// mounted as usual for the binaries it calls.
+		return &program{hostPath: binDir, mountAt: binMount, path: "/bin/sh", args: append(append([]string{}, c.Command[1:]...), c.Args...)}, nil
+	}
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("container %s: command %q: %w (binaries are mapped to %s by basename)", c.Name, c.Command[0], err, binDir)
 	}

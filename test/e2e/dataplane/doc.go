@@ -44,6 +44,13 @@
 //     StatefulSet controller replaces a pod when the template's config hash
 //     changes; the replacement is then started from its own spec).
 //
+// It also runs the registry's one-shot pods (restartPolicy Never, controlled
+// by the ImageRegistry: the garbage collector) to completion, in the host's
+// network, with the same PVC directory, and reports their phase, exit codes
+// and termination messages (oneshot.go); Options.BeforeOneShot lets a test
+// hold or fail such a pod. A container command "sh" that the bin dir lacks
+// is the host's /bin/sh, as an image's shell.
+//
 // Nothing of the configuration is written a second time: what runs is what
 // the operator generated, so a bug there fails the tests.
 //

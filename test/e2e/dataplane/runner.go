@@ -71,6 +71,12 @@ type Options struct {
 	// the API server is always among them. Each pod has a network
 	// namespace of its own (see podNetwork).
 	HostServices []string
+	// BeforeOneShot, if set, is called before a one-shot pod (see
+	// oneshot.go) starts, and may block: a test holds the garbage
+	// collector's pod there to act while the registry is read-only. An
+	// error fails the pod without running it (exit code 1, the error as
+	// termination message).
+	BeforeOneShot func(ctx context.Context, pod *corev1.Pod) error
 }
 
 // Runner plays kubelet and Service for one ImageRegistry. See the package
@@ -111,6 +117,9 @@ type Runner struct {
 	// byName are all running pods by name, for PodClient.
 	byName atomic.Pointer[map[string]*runningPod]
 	next   atomic.Uint64
+
+	// oneShots are the registry's run-to-completion pods (oneshot.go).
+	oneShots oneShots
 }
 
 // initBackoff delays the next start of a pod whose init container failed.
@@ -230,6 +239,7 @@ func Start(ctx context.Context, opts Options) (*Runner, error) {
 	loopCtx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
 	go r.loop(loopCtx)
+	r.startOneShots(loopCtx)
 	return r, nil
 }
 
@@ -363,6 +373,7 @@ func (r *Runner) Stop() error {
 	r.mu.Unlock()
 	r.cancel()
 	<-r.done
+	r.waitOneShots()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var err error
