@@ -47,7 +47,7 @@ tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, registry
 test-e2e: tools build images ## e2e tests against a local etcd + kube-apiserver + kube-controller-manager.
 	IRO_BIN_DIR=$(BIN_DIR) IRO_DOCKER_AUTH_BIN=$(if $(IRO_DOCKER_AUTH_BIN),$(abspath $(IRO_DOCKER_AUTH_BIN))) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/... 2>&1 | tee _output/e2e.log
 
-run: tools build ## Bring up a local control plane, the operator and the examples; Ctrl-C stops all.
+run: tools build images ## Bring up a local control plane, the operator and the examples; Ctrl-C stops all.
 	hack/run.sh
 
 images: build ## Build the operator image as an OCI layout in _output/images (no Docker engine needed; reproducible).

@@ -4,8 +4,11 @@
 // artifacts/examples/, and the registry's data plane (test/e2e/dataplane:
 // the real distribution registry and token server started from the pod
 // template the operator generated). It then pushes and pulls an image with
-// the generated Secrets, printing every command so that you can repeat it,
-// and stays up until Ctrl-C.
+// the generated Secrets, printing every command so that you can repeat it;
+// where the machine can, it starts a real node (kubelet, containerd) with
+// the node agent's DaemonSet Pod and runs a Deployment whose image the
+// kubelet pulls from the registry with the pull Secret (node.go); and it
+// stays up until Ctrl-C.
 //
 // It needs root (the data plane uses mount namespaces) and the binaries of
 // `make tools build` in _output/bin (or $IRO_BIN_DIR).
@@ -49,6 +52,7 @@ func run() error {
 		return err
 	}
 	dir := flag.String("dir", filepath.Join(root, "_output", "run"), "Directory for the cluster, logs and credentials; emptied at start.")
+	withNode := flag.Bool("node", true, "Also start a real node (kubelet, containerd) with the node agent and a Deployment pulling from the registry, where this machine can (hack/demo/node.go).")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("the data plane needs root (mount namespaces and bind mounts); run as root")
@@ -148,6 +152,33 @@ func run() error {
 	if err := demo(ctx, cp, dp, *dir); err != nil {
 		return err
 	}
+	var node *framework.Node
+	if *withNode {
+		kubectlIn := func(stdin string, args ...string) (string, error) {
+			tctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			defer cancel()
+			fmt.Printf("$ kubectl %s\n", strings.Join(args, " "))
+			var in []byte
+			if stdin != "" {
+				in = []byte(stdin)
+			}
+			out, err := cp.KubectlWithInput(tctx, in, args...)
+			fmt.Print(string(out))
+			return string(out), err
+		}
+		node, err = nodeDemo(ctx, cp, dp, root, *dir, kubectlIn)
+		if node != nil {
+			defer func() {
+				step("stopping the real node")
+				if err := node.Stop(); err != nil {
+					fmt.Fprintln(os.Stderr, "stopping the real node:", err)
+				}
+			}()
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if _, err := kubectl("get", "-n", namespace, "imageregistries,imagepushsecrets,imagepullsecrets,secrets"); err != nil {
 		return err
 	}
@@ -159,8 +190,12 @@ The cluster is up. Use it with:
   %s get imageregistries,imagepushsecrets,imagepullsecrets,secrets
 
 Logs: %s (control plane, operator), %s (registry, token server), %s (data plane).
-Press Ctrl-C to stop everything.
 `, cp.Kubeconfig, filepath.Join(binDir, "kubectl"), cp.LogDir, dp.LogDir(), dpLog)
+	if node != nil {
+		fmt.Printf("Real node iro-node: logs in %s (kubelet, containerd), Pod logs in %s;\n  %s --config %s ps\n",
+			node.LogDir, node.PodLogsDir, filepath.Join(binDir, framework.CrictlBinary), node.CrictlConfig)
+	}
+	fmt.Println("Press Ctrl-C to stop everything.")
 
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

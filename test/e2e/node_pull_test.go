@@ -510,35 +510,14 @@ func newAgentPods(t *testing.T, u *userEnv, node *framework.Node) *agentPods {
 }
 
 // start creates the Pod the DaemonSet controller would create for the node
-// (see the file comment for what differs) and waits for it to run.
+// (framework.Node.DaemonSetPod says what differs) and waits for it to run.
 func (a *agentPods) start(t *testing.T, name string) {
 	t.Helper()
-	ctx := context.Background()
-	host, port, ok := strings.Cut(strings.TrimPrefix(a.u.cp.APIServerURL, "https://"), ":")
-	if !ok {
-		t.Fatalf("API server URL %s", a.u.cp.APIServerURL)
+	pod, err := a.node.DaemonSetPod(a.ds, name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	spec := *a.ds.Spec.Template.Spec.DeepCopy()
-	spec.NodeName = a.node.Name
-	spec.HostNetwork = true
-	c := &spec.Containers[0]
-	c.Env = append(c.Env, corev1.EnvVar{Name: "KUBERNETES_SERVICE_HOST", Value: host}, corev1.EnvVar{Name: "KUBERNETES_SERVICE_PORT", Value: port})
-	expiry := int64(3600)
-	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "kube-api-access", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-		Sources: []corev1.VolumeProjection{
-			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: &expiry}},
-			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
-			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
-		},
-	}}})
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "kube-api-access", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true})
-	yes := true
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: a.ds.Spec.Template.Labels,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: a.ds.Name, UID: a.ds.UID, Controller: &yes}}},
-		Spec: spec,
-	}
-	if _, err := a.u.cp.Client.CoreV1().Pods(a.u.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if _, err := a.u.cp.Client.CoreV1().Pods(a.u.ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	a.pod = name

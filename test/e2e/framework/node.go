@@ -66,6 +66,8 @@ type Node struct {
 	DockerCertsDir string
 	// ContainerdSocket is the CRI endpoint (for crictl and ctr).
 	ContainerdSocket string
+	// CrictlConfig names the node's endpoints for crictl --config.
+	CrictlConfig string
 	// PodLogsDir holds the containers' logs (kubectl logs needs the API
 	// server to reach the kubelet, which it cannot here).
 	PodLogsDir string
@@ -150,6 +152,7 @@ func (cp *ControlPlane) StartNode(ctx context.Context, opts NodeOptions) (*Node,
 		ContainerdCertsDir: filepath.Join(dir, "etc", "containerd", "certs.d"),
 		DockerCertsDir:     filepath.Join(dir, "etc", "docker", "certs.d"),
 		ContainerdSocket:   filepath.Join(dir, "containerd", "containerd.sock"),
+		CrictlConfig:       filepath.Join(dir, "crictl.yaml"),
 		PodLogsDir:         filepath.Join(dir, "pod-logs"),
 		LogDir:             filepath.Join(dir, "logs"),
 	}
@@ -173,6 +176,10 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	if err := os.WriteFile(n.path("containerd", "config.toml"), []byte(n.containerdConfig()), 0o644); err != nil {
+		return err
+	}
+	crictlConfig := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 20\n", n.ContainerdSocket, n.ContainerdSocket)
+	if err := os.WriteFile(n.CrictlConfig, []byte(crictlConfig), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(n.path("cni", "net.d", "10-iro-bridge.conflist"), []byte(n.cniConfig()), 0o644); err != nil {
@@ -302,7 +309,7 @@ func (n *Node) waitFor(ctx context.Context, p *process, what string, check func(
 
 // Crictl runs crictl against the node's containerd.
 func (n *Node) Crictl(ctx context.Context, args ...string) ([]byte, error) {
-	full := append([]string{"--runtime-endpoint", "unix://" + n.ContainerdSocket, "--image-endpoint", "unix://" + n.ContainerdSocket, "--timeout", "20s"}, args...)
+	full := append([]string{"--config", n.CrictlConfig}, args...)
 	return exec.CommandContext(ctx, filepath.Join(n.cp.BinDir, CrictlBinary), full...).CombinedOutput()
 }
 
