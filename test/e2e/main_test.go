@@ -61,24 +61,7 @@ func controlPlane(t *testing.T) *framework.ControlPlane {
 		if cpErr != nil {
 			return
 		}
-		root, err := framework.RepoRoot()
-		if err != nil {
-			cpErr = err
-			return
-		}
-		if _, err := cpShared.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(root, "artifacts", "crds")); err != nil {
-			cpErr = err
-			return
-		}
-		// Every registry's token server is bound to it; the install variants
-		// ship it with the operator.
-		if _, err := cpShared.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(root, "artifacts", "deploy", "operator", "token_server_cluster_role.yaml")); err != nil {
-			cpErr = err
-			return
-		}
-		if _, err := cpShared.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
-			cpErr = err
-		}
+		cpErr = installAPI(ctx, cpShared)
 	})
 	if cpErr != nil {
 		t.Fatalf("control plane: %v", cpErr)
@@ -86,10 +69,36 @@ func controlPlane(t *testing.T) *framework.ControlPlane {
 	return cpShared
 }
 
+// installAPI applies what every control plane of the tests needs: the CRDs
+// and the token server's ClusterRole.
+func installAPI(ctx context.Context, cp *framework.ControlPlane) error {
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if _, err := cp.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(root, "artifacts", "crds")); err != nil {
+		return err
+	}
+	// Every registry's token server is bound to it; the install variants
+	// ship it with the operator.
+	if _, err := cp.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(root, "artifacts", "deploy", "operator", "token_server_cluster_role.yaml")); err != nil {
+		return err
+	}
+	if _, err := cp.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
+		return err
+	}
+	return nil
+}
+
 // newEnv makes a namespace for the test (deleted at its end).
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cp := controlPlane(t)
+	return newEnvOn(t, controlPlane(t))
+}
+
+// newEnvOn makes a namespace for the test on cp.
+func newEnvOn(t *testing.T, cp *framework.ControlPlane) *env {
+	t.Helper()
 	rc, err := versioned.NewForConfig(cp.RestConfig)
 	if err != nil {
 		t.Fatal(err)

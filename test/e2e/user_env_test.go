@@ -50,13 +50,22 @@ type userEnv struct {
 
 func newUserEnv(t *testing.T, opArgs ...string) *userEnv {
 	t.Helper()
+	return newUserEnvOn(t, nil, opArgs...)
+}
+
+// newUserEnvOn is newUserEnv on cp; nil means the shared control plane.
+func newUserEnvOn(t *testing.T, cp *framework.ControlPlane, opArgs ...string) *userEnv {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the data plane needs root (mount namespaces)")
 	}
 	// The first TempDir registers the removal of all of them; it must run
 	// after the log scan below, so it comes first.
 	dir := t.TempDir()
-	u := &userEnv{env: newEnv(t), start: time.Now(), dir: dir}
+	if cp == nil {
+		cp = controlPlane(t)
+	}
+	u := &userEnv{env: newEnvOn(t, cp), start: time.Now(), dir: dir}
 	u.opArgs = append([]string{"--operator-namespace=" + u.ns, "--bcrypt-cost=4", "--v=2"}, opArgs...)
 	u.pw = collectPasswords(t, u)
 	u.startOperator(t)

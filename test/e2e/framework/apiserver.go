@@ -19,6 +19,10 @@ const (
 )
 
 // apiServerArgs returns the flags of a kube-apiserver on loopback.
+// disableServiceAccountAdmission is an API server flag; the flag is a list,
+// so a later occurrence adds to it rather than replacing it.
+const disableServiceAccountAdmission = "--disable-admission-plugins=ServiceAccount"
+
 func apiServerArgs(dir string, p *pki, etcdURL string, securePort int) []string {
 	return []string{
 		"--etcd-servers=" + etcdURL,
@@ -45,7 +49,7 @@ func apiServerArgs(dir string, p *pki, etcdURL string, securePort int) []string 
 		// namespace's "default" ServiceAccount exists and mounts a token
 		// volume; with no kubelet there is nothing to gain from it, and
 		// StatefulSet Pods would race the serviceaccount controller.
-		"--disable-admission-plugins=ServiceAccount",
+		disableServiceAccountAdmission,
 		// Operator Pod templates may ask for privileged containers; the
 		// objects are only stored, never run.
 		"--allow-privileged=true",

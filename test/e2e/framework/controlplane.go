@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -47,6 +48,9 @@ type Options struct {
 	// generated flags; a later flag wins over an earlier one.
 	ExtraAPIServerArgs         []string
 	ExtraControllerManagerArgs []string
+	// ServiceAccountAdmission keeps the API server's ServiceAccount
+	// admission plugin, which is off by default (apiserver.go says why).
+	ServiceAccountAdmission bool
 }
 
 // ControlPlane is a running etcd, kube-apiserver and kube-controller-manager.
@@ -169,7 +173,11 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 	if cp.Client, err = kubernetes.NewForConfig(cp.RestConfig); err != nil {
 		return fmt.Errorf("creating clientset: %w", err)
 	}
-	args := append(apiServerArgs(cp.Dir, certs, cp.EtcdURL, apiServerPort), cp.opts.ExtraAPIServerArgs...)
+	args := apiServerArgs(cp.Dir, certs, cp.EtcdURL, apiServerPort)
+	if cp.opts.ServiceAccountAdmission {
+		args = slices.DeleteFunc(args, func(a string) bool { return a == disableServiceAccountAdmission })
+	}
+	args = append(args, cp.opts.ExtraAPIServerArgs...)
 	if cp.apiServer, err = cp.startComponent(APIServerBinary, args); err != nil {
 		return err
 	}
