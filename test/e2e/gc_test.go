@@ -13,8 +13,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,6 +236,69 @@ func (l *gcPullLoop) end() {
 	<-l.done
 }
 
+// availabilityProbe asks the registry's Service for /v2/ every 50ms, as a
+// client without retries would, and counts the answers that are not the
+// registry's 401 challenge (connection refused or reset while a pod
+// restarts).
+type availabilityProbe struct {
+	stop, done  chan struct{}
+	ok, failed  atomic.Int64
+	firstFailed atomic.Pointer[string]
+}
+
+func (u *userEnv) startAvailabilityProbe(t *testing.T, caFile string) *availabilityProbe {
+	t.Helper()
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	addr := net.JoinHostPort(u.dp.Addr, "443")
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: u.dp.Hostname()},
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+	p := &availabilityProbe{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			resp, err := hc.Get("https://" + u.dp.Hostname() + "/v2/")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusUnauthorized {
+					p.ok.Add(1)
+					continue
+				}
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			p.failed.Add(1)
+			msg := err.Error()
+			p.firstFailed.CompareAndSwap(nil, &msg)
+		}
+	}()
+	return p
+}
+
+func (p *availabilityProbe) end() string {
+	close(p.stop)
+	<-p.done
+	first := ""
+	if f := p.firstFailed.Load(); f != nil {
+		first = *f
+	}
+	return fmt.Sprintf("%d answered, %d failed (first: %s)", p.ok.Load(), p.failed.Load(), first)
+}
+
 func TestGC(t *testing.T) {
 	u := newUserEnv(t)
 	u.applyExamples(t)
@@ -300,6 +367,7 @@ func TestGC(t *testing.T) {
 	var run *v1alpha1.GarbageCollectionRun
 	step(t, "collect while pushes are refused", func(t *testing.T) {
 		loop := u.startGCPullLoop(pull, refs["b"], digests["b"])
+		probe := u.startAvailabilityProbe(t, pull.CAFile)
 		u.requestGC(t, "run-1")
 		pod := gate.waitHeld(t)
 		t.Logf("collector pod %s on node %q, registry read-only", pod.Name, pod.Spec.NodeName)
@@ -326,6 +394,7 @@ func TestGC(t *testing.T) {
 		close(gate.release)
 		run = u.waitGCEnded(t, "run-1")
 		loop.end()
+		t.Logf("GET /v2/ every 50ms (no retries) from the request until writable again: %s", probe.end())
 		t.Logf("pulls of b from the request until writable again: %d succeeded, %d failed (first: %s), %d with a wrong digest",
 			loop.ok.Load(), loop.failed.Load(), loop.firstFailure, loop.wrongDigest.Load())
 		if loop.wrongDigest.Load() > 0 {

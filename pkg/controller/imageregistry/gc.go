@@ -102,6 +102,11 @@ const (
 	EventReasonGarbageCollectionFailed = "GarbageCollectionFailed"
 )
 
+// AnnotationReadOnly on the pod template (and so on each registry pod) says
+// whether the pod's config is read-only: "true" or "false". The ReadOnly
+// condition stays True until no pod says "true".
+const AnnotationReadOnly = "registry.mgoltzsche.github.com/read-only"
+
 // cronParser reads standard five-field cron expressions, descriptors such
 // as @daily, and CRON_TZ= prefixes.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -190,6 +195,15 @@ func (c *Controller) planGarbageCollection(ctx context.Context, reg *v1alpha1.Im
 		st.requeueNoLaterThan(a.StartTime.Add(gcTimeout(reg)))
 	}
 	st.readOnly = gc.Active != nil || (pod != nil && !podFinished(pod))
+	pods, err := c.podsLister.Pods(reg.Namespace).List(labels.SelectorFromSet(selectorLabels(reg)))
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if p.Annotations[AnnotationReadOnly] == "true" {
+			st.readOnlyPods++
+		}
+	}
 	return nil
 }
 
@@ -549,9 +563,9 @@ func gcConditions(reg *v1alpha1.ImageRegistry, st *syncState, s *v1alpha1.ImageR
 	case st.readOnly && st.gcPod != nil:
 		ro.Status, ro.Reason = metav1.ConditionTrue, ReasonGarbageCollection
 		ro.Message = fmt.Sprintf("the run ended; waiting for collector pod %s to end before the registry becomes writable", st.gcPod.Name)
-	case st.readOnly:
+	case st.readOnly || st.readOnlyPods > 0:
 		ro.Status, ro.Reason = metav1.ConditionTrue, ReasonGarbageCollection
-		ro.Message = "the run ended; the registry becomes writable"
+		ro.Message = fmt.Sprintf("the run ended; %d pod(s) still run read-only until the writable config rolls out", st.readOnlyPods)
 	}
 	meta.SetStatusCondition(&s.Conditions, ro)
 

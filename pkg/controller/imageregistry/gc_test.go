@@ -179,11 +179,16 @@ func TestGarbageCollectionRun(t *testing.T) {
 	if c := f.condition(reg, v1alpha1.ConditionGarbageCollected); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("GarbageCollected condition %+v", c)
 	}
+	// ReadOnly stays True until the pods run the writable config.
+	if c := f.condition(reg, v1alpha1.ConditionReadOnly); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("ReadOnly condition %+v before the writable config rolled out", c)
+	}
+	// The pod goes once the status holds its result.
+	f.rollOut(reg)
+	f.mustSync(reg)
 	if c := f.condition(reg, v1alpha1.ConditionReadOnly); c == nil || c.Status != metav1.ConditionFalse {
 		t.Errorf("ReadOnly condition %+v", c)
 	}
-	// The pod goes once the status holds its result.
-	f.mustSync(reg)
 	if f.collectorPod(reg) != nil {
 		t.Error("the finished collector pod was not deleted")
 	}

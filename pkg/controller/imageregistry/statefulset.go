@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -102,6 +103,8 @@ func (c *Controller) desiredStatefulSet(reg *v1alpha1.ImageRegistry, st *syncSta
 						AnnotationConfigHash:       configHash(st),
 						AnnotationTokenSigningKey:  st.trust.signingKID,
 						AnnotationTrustedTokenKeys: st.trust.trustedKeysAnnotation(),
+						// Whether the pods run in maintenance mode (gc.go).
+						AnnotationReadOnly: strconv.FormatBool(st.readOnly),
 					},
 				},
 				Spec: c.podSpec(reg, st),

@@ -71,6 +71,8 @@ type syncState struct {
 	gcPod *corev1.Pod
 	// gcScheduleErr says why spec.garbageCollection.schedule is refused.
 	gcScheduleErr string
+	// readOnlyPods counts the registry pods whose template said read-only.
+	readOnlyPods int
 	// requeueAt is the earliest time the registry must be looked at again
 	// without an event: a certificate renewal or a user Secret re-read.
 	requeueAt time.Time
