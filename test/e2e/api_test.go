@@ -221,16 +221,38 @@ func TestAPIServerRejectsInvalid(t *testing.T) {
 	}
 }
 
-// TestAPIPrinterColumns runs the operator and reads every kind's table as
-// kubectl prints it from the real API server: static and generated
-// accounts, a push secret that is Ready, a pull secret whose registry does
-// not exist, and a registry; then each name a user types for a kind, in
-// table form, and the category.
+// TestAPIPrinterColumns runs the operator with the rights the namespaced
+// install gives it (so the account status it writes is allowed there) and
+// reads every kind's table as kubectl prints it from the real API server:
+// static and generated accounts, a push secret that is Ready, a pull
+// secret whose registry does not exist, and a registry; then each name a
+// user types for a kind, in table form, and the category.
 func TestAPIPrinterColumns(t *testing.T) {
 	e := newEnv(t)
-	e.startOperator(t)
-	e.startKubelet(t)
 	ctx := context.Background()
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := t.TempDir()
+	rel, err := filepath.Rel(overlay, filepath.Join(root, "artifacts", "deploy", "namespaced"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomization := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + e.ns + "\nresources:\n- " + rel + "\n"
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.cp.Kubectl(ctx, "apply", "-k", overlay); err != nil {
+		t.Fatalf("kubectl apply -k: %v\n%s", err, out)
+	}
+	sa := "system:serviceaccount:" + e.ns + ":image-registry-operator"
+	if out, _ := e.cp.Kubectl(ctx, "auth", "can-i", "--as="+sa, "update", "imageregistryaccounts.registry.mgoltzsche.github.com/status", "-n", e.ns); strings.TrimSpace(string(out)) != "yes" {
+		t.Fatalf("can the operator update account status? %q, want yes", out)
+	}
+	kubeconfig, _ := serviceAccountKubeconfig(t, e, e.ns, "image-registry-operator")
+	e.startOperator(t, "--kubeconfig="+kubeconfig)
+	e.startKubelet(t)
 	c := e.registry.RegistryV1alpha1()
 
 	h, err := bcrypt.GenerateFromPassword([]byte("unused"), bcrypt.MinCost)
