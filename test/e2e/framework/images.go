@@ -42,6 +42,7 @@ func BuildPause(ctx context.Context, dir string) (string, error) {
 // format that both `ctr images import` and `crane push` read, whose only
 // file is binary at /<name> and whose entrypoint runs it. ref is the
 // image's tag in the archive.
+// name may have directories (bin/registry); they are added to the layer.
 func WriteBinaryImage(path, ref, binary, name string) error {
 	data, err := os.ReadFile(binary)
 	if err != nil {
@@ -51,6 +52,15 @@ func WriteBinaryImage(path, ref, binary, name string) error {
 	tw := tar.NewWriter(&layer)
 	// A fixed time keeps the digest stable across builds of one binary.
 	mtime := time.Unix(0, 0)
+	var dirs []string
+	for d := filepath.Dir(name); d != "." && d != "/"; d = filepath.Dir(d) {
+		dirs = append([]string{d}, dirs...)
+	}
+	for _, d := range dirs {
+		if err := tw.WriteHeader(&tar.Header{Name: d + "/", Mode: 0o755, ModTime: mtime, Typeflag: tar.TypeDir}); err != nil {
+			return err
+		}
+	}
 	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), ModTime: mtime, Typeflag: tar.TypeReg}); err != nil {
 		return err
 	}
@@ -65,7 +75,7 @@ func WriteBinaryImage(path, ref, binary, name string) error {
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64",
 		"os":           "linux",
-		"config":       map[string]any{"Entrypoint": []string{"/" + name}},
+		"config":       map[string]any{"Entrypoint": []string{"/" + name}, "Env": []string{"PATH=/usr/local/bin:/usr/bin:/bin"}},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerID}},
 	})
 	if err != nil {
@@ -103,6 +113,15 @@ func WriteBinaryImage(path, ref, binary, name string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ImportTarball imports an image tarball (WriteBinaryImage's) into the
+// node's containerd under the name in the tarball.
+func (n *Node) ImportTarball(ctx context.Context, tarball string) error {
+	if out, err := n.Ctr(ctx, "images", "import", tarball); err != nil {
+		return fmt.Errorf("importing %s: %v\n%s", tarball, err, out)
+	}
+	return nil
 }
 
 // ImportOCILayout imports the image of an OCI layout directory (as make

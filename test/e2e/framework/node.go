@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,8 @@ type Node struct {
 	containerd *process
 	kubelet    *process
 	extra      []*process
+	listeners  []net.Listener
+	svcAddrs   []string
 	mu         sync.Mutex
 	stopOnce   sync.Once
 	stopErr    error
@@ -319,6 +322,15 @@ func (n *Node) Ctr(ctx context.Context, args ...string) ([]byte, error) {
 	return exec.CommandContext(ctx, "ctr", full...).CombinedOutput()
 }
 
+// Exec runs binary with args in the node's mount namespace (so it resolves
+// names with the node's /etc/hosts) with env added, and returns its output.
+func (n *Node) Exec(ctx context.Context, env []string, binary string, args ...string) ([]byte, error) {
+	full := append([]string{"-t", strconv.Itoa(n.containerd.cmd.Process.Pid), "-m", "--", binary}, args...)
+	cmd := exec.CommandContext(ctx, "nsenter", full...)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
+}
+
 // NodeProcess is a process the test runs on the node, in its mount
 // namespace (so it sees the node's /etc/hosts), e.g. the node agent.
 type NodeProcess struct {
@@ -391,6 +403,7 @@ func (n *Node) StopKeepingDir(beforeRemove func()) error {
 			_, err := n.containerd.stop(defaultStopTimeout)
 			errs = append(errs, err)
 		}
+		n.stopForwarders()
 		// Shims outlive containerd by design; end those of this node only.
 		errs = append(errs, killShims(n.ContainerdSocket))
 		_ = exec.Command("ip", "link", "delete", n.opts.Bridge).Run()
@@ -471,7 +484,8 @@ state = %[2]q
 }
 
 // cniConfig is a bridge with host-local addresses and no masquerading: pods
-// reach each other and the host, nothing beyond.
+// reach each other and the host (their default route is the bridge, so they
+// reach the addresses of Forward), nothing beyond.
 func (n *Node) cniConfig() string {
 	return fmt.Sprintf(`{
   "cniVersion": "0.4.0",
@@ -486,6 +500,7 @@ func (n *Node) cniConfig() string {
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": %q}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": %q
       }
     }
