@@ -81,7 +81,20 @@ func TestRealNodeRunsRegistry(t *testing.T) {
 			return false, nil
 		})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		// The volumes are cluster-scoped; their directories go with the node.
+		pvs, err := u.cp.Client.CoreV1().PersistentVolumes().List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return
+		}
+		for _, pv := range pvs.Items {
+			if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == u.ns && strings.HasPrefix(pv.Name, "pv-") {
+				_ = u.cp.Client.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{})
+			}
+		}
+	})
 
 	u.applyExamples(t)
 	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry, "imagepushsecret/example", "imagepullsecret/example")

@@ -388,6 +388,17 @@ func (n *Node) StopKeepingDir(beforeRemove func()) error {
 		for _, p := range extra {
 			_, _ = p.stop(defaultStopTimeout)
 		}
+		// Pods bound to the node would stay Terminating forever once no
+		// kubelet confirms their end (and hold up their namespace's
+		// deletion): force-delete them first.
+		if n.cp.Client != nil {
+			zero := int64(0)
+			if pods, err := n.cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name}); err == nil {
+				for _, p := range pods.Items {
+					_ = n.cp.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+				}
+			}
+		}
 		if n.kubelet != nil {
 			errs = append(errs, n.kubelet.crashErr())
 			_, err := n.kubelet.stop(defaultStopTimeout)
