@@ -57,6 +57,9 @@ func startS3(t *testing.T, dir string) *framework.S3Server {
 		if err := s3.CrashErr(); err != nil {
 			t.Errorf("SeaweedFS: %v", err)
 		}
+		if t.Failed() {
+			t.Logf("SeaweedFS log tail:\n%s", s3.Tail())
+		}
 		if err := s3.Stop(); err != nil {
 			t.Errorf("stopping SeaweedFS: %v", err)
 		}
@@ -85,6 +88,11 @@ func s3CredentialsSecret(ns, registry string, keys framework.S3Keys) *corev1.Sec
 // s3Registry is the ImageRegistry of the scenarios: replicas on the S3
 // server, TLS from the operator's CA, the builtin token server.
 func s3Registry(name string, replicas int, s3 *framework.S3Server) string {
+	return s3RegistryIn(name, replicas, s3, s3Bucket)
+}
+
+// s3RegistryIn is s3Registry with the bucket given.
+func s3RegistryIn(name string, replicas int, s3 *framework.S3Server, bucket string) string {
 	storage := ""
 	if s3 != nil {
 		storage = fmt.Sprintf(`
@@ -93,7 +101,7 @@ func s3Registry(name string, replicas int, s3 *framework.S3Server) string {
       endpoint: %s
       bucket: %s
       region: %s
-      credentialsSecret: %s`, s3.Endpoint, s3Bucket, framework.S3Region, s3CredsSecret)
+      credentialsSecret: %s`, s3.Endpoint, bucket, framework.S3Region, s3CredsSecret)
 	} else {
 		storage = `
   persistentVolumeClaim:

@@ -130,13 +130,18 @@ func StartS3(ctx context.Context, opts S3Options) (*S3Server, error) {
 		"-s3.config=" + cfgFile,
 		// Extra S3 protocol ports SeaweedFS opens by default.
 		"-s3.port.iceberg=0", "-s3.port.lance=0",
-		"-volume.max=8",
+		// Volume slots: the master grows a collection (the default one at
+		// the readiness check, each bucket on its first write) by several
+		// volumes at once; too few slots leave a bucket one volume, and
+		// writes fail with InternalError once it is full. Volumes are not
+		// preallocated, so slots cost nothing until used.
+		"-volume.max=64",
 		// Its Unix sockets default to /tmp/seaweedfs-*-<port>.sock.
 		"-filer.localSocket=" + filepath.Join(opts.Dir, "filer.sock"),
 		"-s3.localSocket=" + filepath.Join(opts.Dir, "s3.sock"),
-		// Small volumes: the tests write little, and preallocation would
-		// cost disk.
-		"-master.volumeSizeLimitMB=256",
+		// Volumes of 1 GiB: a 100 MB blob on S3 takes its multipart
+		// parts and the assembled copy.
+		"-master.volumeSizeLimitMB=1024",
 	}
 	s.LogFile = filepath.Join(opts.Dir, "weed.log")
 	w, closeLog, err := logDestination("weed", opts.Out, s.LogFile)
