@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imagesecret"
@@ -119,7 +120,7 @@ func (t replayTemplate) setReady(st *v1alpha1.ImageSecretStatus, secretName stri
 // hashes (pkg/credentials, as the operator builds it).
 func (t replayTemplate) newAccount(kind credentials.Kind, ns string, o metav1.Object, hashes []string) *v1alpha1.ImageRegistryAccount {
 	owner := credentials.Owner{Kind: kind, Namespace: ns, Name: o.GetName(), UID: o.GetUID()}
-	return credentials.NewAccount(owner, ns, 0, hashes)
+	return credentials.NewAccount(owner, types.NamespacedName{Namespace: ns, Name: t.status.RegistryRef.Name}, 0, hashes)
 }
 
 // newSecret is write 4: the Secret the operator makes for o, with the

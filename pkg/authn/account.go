@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"slices"
 	"time"
 
 	registryv1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -26,6 +27,14 @@ func usable(a *registryv1alpha1.ImageRegistryAccount, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// validFor tells whether account a may log in to the registry named
+// registry: every account may where registry is unknown (""), and an
+// account without spec.registries may log in to every registry of its
+// namespace.
+func validFor(a *registryv1alpha1.ImageRegistryAccount, registry string) bool {
+	return registry == "" || len(a.Spec.Registries) == 0 || slices.Contains(a.Spec.Registries, registry)
 }
 
 // hashesFor returns the bcrypt hashes that may verify login l against

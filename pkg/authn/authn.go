@@ -100,6 +100,8 @@ type Authenticator struct {
 	// hasSynced reports whether the account cache is filled; nil when the
 	// source reads the API server directly.
 	hasSynced cache.InformerSynced
+	// registry is Options.Registry.
+	registry string
 }
 
 // New makes an authenticator over an ImageRegistryAccount informer, which
@@ -141,6 +143,7 @@ func newWithClock(inf informersv1alpha1.ImageRegistryAccountInformer, o *Options
 		hasSynced: informer.HasSynced,
 		gate:      newCompareGate(concurrency, max(o.CompareQueue, 0), wait, clk),
 		limits:    newLimits(&lo),
+		registry:  o.Registry,
 	}
 	a.dummyCost.Store(DefaultDummyCost)
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -200,15 +203,17 @@ func NewForConfig(ctx context.Context, cfg *rest.Config, o *Options) (*Authentic
 	return a, nil
 }
 
-// NewDirect makes an authenticator without a cache: each login lists the
-// namespace's accounts from the API server. It suits one-shot processes such
+// NewDirect makes an authenticator without a cache for the registry named
+// registry (see Options.Registry): each login lists the namespace's
+// accounts from the API server. It suits one-shot processes such
 // as the ext_auth binary, which answer one login each: they have no
 // verified cache, no compare queue and no failed-login budgets to keep.
-func NewDirect(client versioned.Interface, namespace string) *Authenticator {
+func NewDirect(client versioned.Interface, namespace, registry string) *Authenticator {
 	a := &Authenticator{
-		source:  listSource{client: client, namespace: namespace},
-		clock:   clock.RealClock{},
-		compare: bcrypt.CompareHashAndPassword,
+		source:   listSource{client: client, namespace: namespace},
+		clock:    clock.RealClock{},
+		compare:  bcrypt.CompareHashAndPassword,
+		registry: registry,
 	}
 	a.dummyCost.Store(DefaultDummyCost)
 	return a
@@ -304,7 +309,10 @@ func (a *Authenticator) VerifyFrom(ctx context.Context, client netip.Addr, user,
 			continue
 		}
 		named = true
-		if !usable(acc, now) || password == "" {
+		// An account of another registry, like an expired one, verifies
+		// nothing: the login is Denied after a dummy compare, exactly as
+		// with a wrong password.
+		if !usable(acc, now) || !validFor(acc, a.registry) || password == "" {
 			continue
 		}
 		for _, h := range hs {

@@ -441,7 +441,7 @@ func TestDirect(t *testing.T) {
 		rotating(t, "push-x", "team/app", 1, pushLabels, "p1", "p2"),
 		static(t, "ci", "", "static-a"),
 	)
-	a := NewDirect(client, ns)
+	a := NewDirect(client, ns, "")
 	for _, tc := range []struct {
 		user, pw string
 		want     Result
@@ -512,4 +512,51 @@ func TestCompareSlotsBoundConcurrentBcrypt(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
+}
+
+// One trust domain per registry: an account that names other registries in
+// spec.registries is refused like a wrong password (Denied, after a dummy
+// compare), also for a login the verified cache holds; one that names none
+// is valid for every registry of its namespace.
+func TestRegistriesScopeAccounts(t *testing.T) {
+	onlyA := rotating(t, "push-a", "team/a", 1, pushLabels, "p1", "p2")
+	onlyA.Spec.Registries = []string{"registry-a"}
+	onlyB := rotating(t, "push-b", "team/b", 1, pushLabels, "p3", "p4")
+	onlyB.Spec.Registries = []string{"registry-b", "registry-c"}
+	staticAcc := static(t, "ci-bot", "", "static-a")
+	f := newFixtureWith(t, func(o *Options) { o.Registry = "registry-a" }, onlyA, onlyB, staticAcc)
+	for _, c := range []struct {
+		user, password string
+		want           Result
+	}{
+		{"team/a/1", "p1", Allowed},
+		{"team/b/1", "p3", Denied},
+		{"team/b/1", "wrong", Denied},
+		{"ci-bot", "static-a", Allowed},
+	} {
+		if res, _ := f.verify(c.user, c.password); res != c.want {
+			t.Errorf("registry-a, %s: %v, want %v", c.user, res, c.want)
+		}
+	}
+
+	// Moving an account to another registry takes effect on its next
+	// login, cached or not.
+	moved := onlyA.DeepCopy()
+	moved.Spec.Registries = []string{"registry-b"}
+	f.update(moved)
+	f.eventually("the move seen", func() bool {
+		objs, _ := f.auth.source.byUsernames(context.Background(), []string{"team/a"})
+		return len(objs) == 1 && len(objs[0].Spec.Registries) == 1 && objs[0].Spec.Registries[0] == "registry-b"
+	})
+	if res, _ := f.verify("team/a/1", "p1"); res != Denied {
+		t.Errorf("after the move: %v, want Denied", res)
+	}
+
+	// Without a registry name every account of the namespace is valid.
+	all := newFixture(t, onlyA, onlyB)
+	for user, password := range map[string]string{"team/a/1": "p1", "team/b/1": "p3"} {
+		if res, _ := all.verify(user, password); res != Allowed {
+			t.Errorf("no registry name, %s: %v, want Allowed", user, res)
+		}
+	}
 }

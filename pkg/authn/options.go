@@ -53,6 +53,11 @@ const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccou
 type Options struct {
 	// Namespace holds the ImageRegistryAccounts: the registry's namespace.
 	Namespace string
+	// Registry is the name of the ImageRegistry this authenticator guards.
+	// An account whose spec.registries does not name it is refused like a
+	// wrong password. Empty: every account of the namespace is accepted
+	// (one trust domain per namespace, as before spec.registries).
+	Registry string
 	// Kubeconfig is a kubeconfig file; empty means in-cluster config.
 	Kubeconfig string
 	// CacheSize bounds the verified-password cache; 0 disables it.
@@ -105,6 +110,7 @@ func NewOptions() *Options {
 // AddFlags registers the options' flags.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of the ImageRegistryAccounts (the registry's namespace). Default: the pod's namespace.")
+	fs.StringVar(&o.Registry, "registry", o.Registry, "Name of the ImageRegistry this authenticator guards: accounts whose spec.registries do not name it are refused like a wrong password. Empty: accept every account of the namespace.")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file. Default: in-cluster configuration.")
 	fs.IntVar(&o.CacheSize, "auth-cache-size", o.CacheSize, "Number of recently verified logins remembered, so that repeated token requests skip bcrypt. 0 disables the cache.")
 	fs.DurationVar(&o.CacheTTL, "auth-cache-ttl", o.CacheTTL, "How long a verified login is remembered. Revocation does not wait for it: every login re-checks the account.")

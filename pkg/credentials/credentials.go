@@ -216,14 +216,15 @@ func AccountMeta(owner Owner, registryNamespace string) metav1.ObjectMeta {
 }
 
 // NewAccount is the account that publishes the hashes of a rotation to the
-// registry's authenticator.
-func NewAccount(owner Owner, registryNamespace string, rotation int64, hashes []string) *v1alpha1.ImageRegistryAccount {
+// authenticator of the registry the owner uses, and to no other.
+func NewAccount(owner Owner, registry types.NamespacedName, rotation int64, hashes []string) *v1alpha1.ImageRegistryAccount {
 	return &v1alpha1.ImageRegistryAccount{
-		ObjectMeta: AccountMeta(owner, registryNamespace),
+		ObjectMeta: AccountMeta(owner, registry.Namespace),
 		Spec: v1alpha1.ImageRegistryAccountSpec{
-			Username:  owner.Namespace + "/" + owner.Name,
-			Rotation:  &rotation,
-			Passwords: append([]string(nil), hashes...),
+			Username:   owner.Namespace + "/" + owner.Name,
+			Rotation:   &rotation,
+			Passwords:  append([]string(nil), hashes...),
+			Registries: []string{registry.Name},
 			Labels: map[string][]string{
 				"namespace": {owner.Namespace},
 				"name":      {owner.Name},

@@ -92,7 +92,7 @@ func TestCredentialsMetadataSurvivesCompaction(t *testing.T) {
 				}
 			}
 
-			a := credentials.NewAccount(o, regNS, 1, accountHashes)
+			a := credentials.NewAccount(o, types.NamespacedName{Namespace: regNS, Name: "registry"}, 1, accountHashes)
 			cached := transformed(t, a)
 			if _, ok := cached.(*compactAccount); !ok {
 				t.Errorf("%s %s: the account NewAccount renders is cached as %T, want a compact entry; "+

@@ -70,7 +70,7 @@ var accountHashes = []string{"$2a$04$previous", "$2a$04$current", "$2a$04$next"}
 // newAccount is the account the controller writes for o, as the API
 // server stores it.
 func newAccount(o credentials.Owner) *v1alpha1.ImageRegistryAccount {
-	a := credentials.NewAccount(o, regNS, 1, accountHashes)
+	a := credentials.NewAccount(o, types.NamespacedName{Namespace: regNS, Name: "registry"}, 1, accountHashes)
 	stored(&a.ObjectMeta, "5e0c1d2a-7b3f-4c8e-9a6d-000000000002", "11", 1)
 	return a
 }

@@ -141,7 +141,7 @@ func sampleObjects(i int) (*v1alpha1.ImagePullSecret, *corev1.Secret, *v1alpha1.
 	}
 	secret.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
 	meta(&secret.ObjectMeta, 3*i+1)
-	account := credentials.NewAccount(owner, "infra", 0, []string{hash(0), hash(1), hash(2)})
+	account := credentials.NewAccount(owner, types.NamespacedName{Namespace: "infra", Name: "registry"}, 0, []string{hash(0), hash(1), hash(2)})
 	account.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: v1alpha1.ImageRegistryAccountKind}
 	meta(&account.ObjectMeta, 3*i+2)
 	return cr, secret, account

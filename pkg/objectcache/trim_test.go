@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -76,7 +77,7 @@ func TestTrimAccount(t *testing.T) {
 	if trimmed.Spec.Passwords != nil || trimmed.Annotations[digestKey] == "" {
 		t.Fatalf("account not trimmed: %+v", trimmed.Spec)
 	}
-	desired := credentials.NewAccount(o, regNS, 1, accountHashes)
+	desired := credentials.NewAccount(o, types.NamespacedName{Namespace: regNS, Name: "registry"}, 1, accountHashes)
 	if !AccountSpecEqual(trimmed, desired) || !AccountSpecEqual(full, desired) {
 		t.Error("an account must compare equal to its desired state, trimmed or not")
 	}

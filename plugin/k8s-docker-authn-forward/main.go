@@ -89,8 +89,10 @@ func parseArgs(args []string) (cfg config, ok bool) {
 	fs.StringVar(&cfg.namespace, "namespace", "", "")
 	fs.StringVar(&cfg.socket, "socket", extauth.DefaultSocket, "")
 	fs.DurationVar(&cfg.timeout, "api-timeout", defaultTimeout, "")
-	// Flags of the one-shot path that the sidecar path does not need.
+	// Flags of the one-shot path that the sidecar path does not need:
+	// the sidecar runs with its own --registry (the pod spec's).
 	fs.String("kubeconfig", "", "")
+	fs.String("registry", "", "")
 	cacheSize := fs.Int("auth-cache-size", 0, "")
 	cacheTTL := fs.Duration("auth-cache-ttl", 0, "")
 	fs.Int("v", 0, "")

@@ -156,7 +156,7 @@ func oneShot(ctx context.Context, opts *authn.Options, user, password string, st
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
 	defer cancel()
-	res, labels, err := authn.NewDirect(client, opts.Namespace).Verify(ctx, user, password)
+	res, labels, err := authn.NewDirect(client, opts.Namespace, opts.Registry).Verify(ctx, user, password)
 	if err != nil {
 		fmt.Fprintf(stderr, "authenticate %q: %v\n", user, err)
 		return exitError

@@ -135,7 +135,9 @@ func renderAuthConfig(reg *v1alpha1.ImageRegistry) ([]byte, error) {
 		},
 		ExtAuth: &authconfig.ExtAuthConfig{
 			Command: extAuthFile,
-			Args:    []string{"--namespace=" + reg.Namespace},
+			// --registry: accounts of other registries in the namespace
+			// are refused (spec.registries).
+			Args: []string{"--namespace=" + reg.Namespace, "--registry=" + reg.Name},
 		},
 		ACL: rules,
 	}

@@ -819,7 +819,7 @@ func TestDockerAuthServer(t *testing.T) {
 	}
 	sc := pod.Containers[2]
 	if sc.Name != "authn" || sc.Image != testAuthImage ||
-		strings.Join(sc.Command, " ") != "/usr/local/bin/k8s-docker-authn --serve=/run/ext-auth/authn.sock --namespace=team-a --health-addr=:5002" {
+		strings.Join(sc.Command, " ") != "/usr/local/bin/k8s-docker-authn --serve=/run/ext-auth/authn.sock --namespace=team-a --registry=reg --health-addr=:5002" {
 		t.Errorf("sidecar: %s %s %v", sc.Name, sc.Image, sc.Command)
 	}
 	if sc.ReadinessProbe.HTTPGet == nil || sc.ReadinessProbe.HTTPGet.Path != "/readyz" || sc.ReadinessProbe.HTTPGet.Port.IntValue() != 5002 ||

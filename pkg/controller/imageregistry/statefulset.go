@@ -325,7 +325,7 @@ func (c *Controller) extAuthSidecar(reg *v1alpha1.ImageRegistry) corev1.Containe
 	return corev1.Container{
 		Name:    "authn",
 		Image:   c.authImage(reg),
-		Command: []string{pluginInImage, extAuthSocketFlag, "--namespace=" + reg.Namespace, fmt.Sprintf("--health-addr=:%d", extAuthHealthPort)},
+		Command: []string{pluginInImage, extAuthSocketFlag, "--namespace=" + reg.Namespace, "--registry=" + reg.Name, fmt.Sprintf("--health-addr=:%d", extAuthHealthPort)},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: extAuthSocketVolume, MountPath: extAuthSocketDir},
 			{Name: "kube-api-access", MountPath: serviceAccountDir, ReadOnly: true},

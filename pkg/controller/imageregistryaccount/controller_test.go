@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -167,7 +168,7 @@ func TestSpecChangeUpdatesObservedGeneration(t *testing.T) {
 // their events never reach the queue.
 func TestGeneratedAccountIsLeftAlone(t *testing.T) {
 	owner := credentials.Owner{Kind: credentials.KindPush, Namespace: "team-a", Name: "app", UID: "uid-push"}
-	gen := credentials.NewAccount(owner, "registry", 3, []string{testHash, testHash})
+	gen := credentials.NewAccount(owner, types.NamespacedName{Namespace: "registry", Name: "registry"}, 3, []string{testHash, testHash})
 	gen.UID, gen.Generation = "uid-account", 1
 	f := newFixture(t, gen)
 	ctrl := f.sync(gen)

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -16,9 +17,10 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
 
-// desiredAccount mirrors the status into the account the authenticator reads.
-func (c *Controller) desiredAccount(cr *imageSecret, registryNamespace string) *v1alpha1.ImageRegistryAccount {
-	return credentials.NewAccount(c.owner(cr), registryNamespace, cr.status.Rotation, cr.status.Passwords)
+// desiredAccount mirrors the status into the account the registry's
+// authenticator reads.
+func (c *Controller) desiredAccount(cr *imageSecret, ref v1alpha1.RegistryRef) *v1alpha1.ImageRegistryAccount {
+	return credentials.NewAccount(c.owner(cr), types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, cr.status.Rotation, cr.status.Passwords)
 }
 
 // accountOwnedBy tells whether an existing account mirrors this object (or

@@ -156,7 +156,7 @@ func (c *Controller) upToDate(w *syncState, d decision, now time.Time) (bool, er
 	if !equality.Semantic.DeepEqual(st, w.cr.status) {
 		return false, nil
 	}
-	if w.account == nil || !c.accountOwnedBy(w.account, w.cr) || !accountUpToDate(w.account, c.desiredAccount(w.cr, w.ref.Namespace)) {
+	if w.account == nil || !c.accountOwnedBy(w.account, w.cr) || !accountUpToDate(w.account, c.desiredAccount(w.cr, w.ref)) {
 		return false, nil
 	}
 	if w.secret == nil || !controlledBy(w.secret, w.cr) {
@@ -215,7 +215,7 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *syncSta
 
 	// 2. Mirror them into the account.
 	accounts := c.registryClient.RegistryV1alpha1().ImageRegistryAccounts(w.ref.Namespace)
-	desiredAccount := c.desiredAccount(w.cr, w.ref.Namespace)
+	desiredAccount := c.desiredAccount(w.cr, w.ref)
 	switch {
 	case w.account == nil:
 		created, err := accounts.Create(ctx, desiredAccount, metav1.CreateOptions{})

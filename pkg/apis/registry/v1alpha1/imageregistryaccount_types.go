@@ -64,6 +64,18 @@ type ImageRegistryAccountSpec struct {
 	// ExpiresAt ends the account: logins fail from then on.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// Registries are the names of the ImageRegistries in this namespace
+	// that accept the account; another registry refuses its logins as it
+	// refuses a wrong password. Empty: every registry of the namespace.
+	// Accounts the operator makes name the one registry their
+	// ImagePushSecret or ImagePullSecret uses.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +listType=set
+	// +optional
+	Registries []string `json:"registries,omitempty"`
 }
 
 // ImageRegistryAccountStatus is the observed state of an ImageRegistryAccount.

@@ -494,6 +494,11 @@ func (in *ImageRegistryAccountSpec) DeepCopyInto(out *ImageRegistryAccountSpec) 
 		in, out := &in.ExpiresAt, &out.ExpiresAt
 		*out = (*in).DeepCopy()
 	}
+	if in.Registries != nil {
+		in, out := &in.Registries, &out.Registries
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	return
 }
 

@@ -465,6 +465,12 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             scalar: string
           elementRelationship: atomic
+    - name: registries
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
     - name: rotation
       type:
         scalar: numeric

@@ -43,6 +43,12 @@ type ImageRegistryAccountSpecApplyConfiguration struct {
 	Labels map[string][]string `json:"labels,omitempty"`
 	// ExpiresAt ends the account: logins fail from then on.
 	ExpiresAt *v1.Time `json:"expiresAt,omitempty"`
+	// Registries are the names of the ImageRegistries in this namespace
+	// that accept the account; another registry refuses its logins as it
+	// refuses a wrong password. Empty: every registry of the namespace.
+	// Accounts the operator makes name the one registry their
+	// ImagePushSecret or ImagePullSecret uses.
+	Registries []string `json:"registries,omitempty"`
 }
 
 // ImageRegistryAccountSpecApplyConfiguration constructs a declarative configuration of the ImageRegistryAccountSpec type for use with
@@ -96,5 +102,15 @@ func (b *ImageRegistryAccountSpecApplyConfiguration) WithLabels(entries map[stri
 // If called multiple times, the ExpiresAt field is set to the value of the last call.
 func (b *ImageRegistryAccountSpecApplyConfiguration) WithExpiresAt(value v1.Time) *ImageRegistryAccountSpecApplyConfiguration {
 	b.ExpiresAt = &value
+	return b
+}
+
+// WithRegistries adds the given value to the Registries field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Registries field.
+func (b *ImageRegistryAccountSpecApplyConfiguration) WithRegistries(values ...string) *ImageRegistryAccountSpecApplyConfiguration {
+	for i := range values {
+		b.Registries = append(b.Registries, values[i])
+	}
 	return b
 }
