@@ -398,6 +398,8 @@ func (u *userEnv) killUnderTraffic(t *testing.T, victim, ref, digest string) {
 	}
 	eventually(t, 2*time.Minute, "traffic before the kill", func(context.Context) (bool, error) { return okCount() >= 6, nil })
 
+	svc := u.dp.ServiceStats()
+	brokenBefore, noEPBefore, dialBefore := svc.Broken.Load(), svc.NoEndpoint.Load(), svc.DialFailed.Load()
 	phaseMu.Lock()
 	if err := u.dp.KillPod(victim); err != nil {
 		phaseMu.Unlock()
@@ -425,6 +427,8 @@ func (u *userEnv) killUnderTraffic(t *testing.T, victim, ref, digest string) {
 	halt()
 
 	t.Logf("operations through the Service (kill of %s at %s):\n%s", victim, killed.Format("15:04:05.000"), log.table())
+	t.Logf("Service connections: %s; since the kill: %d broken off, %d reset for want of a Ready pod, %d not accepted",
+		svc, svc.Broken.Load()-brokenBefore, svc.NoEndpoint.Load()-noEPBefore, svc.DialFailed.Load()-dialBefore)
 	if len(log.errs) > 0 {
 		t.Logf("failures:\n%s", strings.Join(log.errs, "\n"))
 	}

@@ -248,20 +248,25 @@ func (n *podNetwork) close() {
 }
 
 // pipe copies both ways between a and b, half-closing as each direction
-// ends, and returns when both have.
-func pipe(a, b net.Conn) {
+// ends, and returns when both have, with the error that ended the copy
+// from b to a (nil for an orderly end).
+func pipe(a, b net.Conn) (fromB error) {
 	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+	cp := func(dst, src net.Conn, errp *error) {
+		_, err := io.Copy(dst, src)
+		if errp != nil {
+			*errp = err
+		}
 		if tc, ok := dst.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 		done <- struct{}{}
 	}
-	go cp(a, b)
-	go cp(b, a)
+	go cp(a, b, &fromB)
+	go cp(b, a, nil)
 	<-done
 	<-done
+	return fromB
 }
 
 func hostPort(host string, port int) string {

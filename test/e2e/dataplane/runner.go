@@ -117,6 +117,8 @@ type Runner struct {
 	// byName are all running pods by name, for PodClient.
 	byName atomic.Pointer[map[string]*runningPod]
 	next   atomic.Uint64
+	// serviceStats are the Service forwarders' counts.
+	serviceStats ServiceStats
 
 	// oneShots are the registry's run-to-completion pods (oneshot.go).
 	oneShots oneShots
@@ -489,7 +491,7 @@ func (r *Runner) sync(ctx context.Context) error {
 		if err != nil {
 			return errors.Join(append(errs, fmt.Errorf("Service %s: %w", r.opts.Name, err))...)
 		}
-		fws, err := startServiceForwarders(r.Addr, svc, live[0], r.pickEndpoint)
+		fws, err := startServiceForwarders(r.Addr, svc, live[0], r.pickEndpoint, &r.serviceStats)
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}
@@ -991,3 +993,6 @@ func (r *Runner) ContainerEnv(pod, name string) (map[string]string, error) {
 	}
 	return nil, fmt.Errorf("no running pod %s", pod)
 }
+
+// ServiceStats are the counts of the Service's forwarders since Start.
+func (r *Runner) ServiceStats() *ServiceStats { return &r.serviceStats }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ type forwarder struct {
 	l      net.Listener
 	port   int
 	pick   func() *runningPod
+	stats  *ServiceStats
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -41,7 +43,7 @@ func randomLoopback() string {
 
 // startServiceForwarders forwards each port of svc on addr to its
 // targetPort (resolved from pod's spec) on a pod pick chooses.
-func startServiceForwarders(addr string, svc *corev1.Service, pod *corev1.Pod, pick func() *runningPod) ([]*forwarder, error) {
+func startServiceForwarders(addr string, svc *corev1.Service, pod *corev1.Pod, pick func() *runningPod, stats *ServiceStats) ([]*forwarder, error) {
 	var fws []*forwarder
 	for _, sp := range svc.Spec.Ports {
 		target, err := serviceTargetPort(sp, pod)
@@ -49,7 +51,7 @@ func startServiceForwarders(addr string, svc *corev1.Service, pod *corev1.Pod, p
 			closeForwarders(fws)
 			return nil, err
 		}
-		f, err := startForwarder(net.JoinHostPort(addr, strconv.Itoa(int(sp.Port))), target, pick)
+		f, err := startForwarder(net.JoinHostPort(addr, strconv.Itoa(int(sp.Port))), target, pick, stats)
 		if err != nil {
 			closeForwarders(fws)
 			return nil, fmt.Errorf("Service %s port %d: %w", svc.Name, sp.Port, err)
@@ -59,12 +61,15 @@ func startServiceForwarders(addr string, svc *corev1.Service, pod *corev1.Pod, p
 	return fws, nil
 }
 
-func startForwarder(listen string, target int, pick func() *runningPod) (*forwarder, error) {
+func startForwarder(listen string, target int, pick func() *runningPod, stats *ServiceStats) (*forwarder, error) {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}
-	f := &forwarder{l: l, port: target, pick: pick, conns: map[net.Conn]struct{}{}}
+	if stats == nil {
+		stats = &ServiceStats{}
+	}
+	f := &forwarder{l: l, port: target, pick: pick, stats: stats, conns: map[net.Conn]struct{}{}}
 	f.wg.Add(1)
 	go f.serve()
 	return f, nil
@@ -100,15 +105,18 @@ func (f *forwarder) serve() {
 		go func() {
 			defer f.wg.Done()
 			defer f.untrack(c)
+			f.stats.Connections.Add(1)
 			pod := f.pick()
 			if pod == nil {
 				// Like a Service without ready endpoints: the client sees a reset.
+				f.stats.NoEndpoint.Add(1)
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			up, err := pod.dial(ctx, "tcp", hostPort(podIP, f.port))
 			cancel()
 			if err != nil {
+				f.stats.DialFailed.Add(1)
 				return
 			}
 			if !f.track(up) {
@@ -116,9 +124,32 @@ func (f *forwarder) serve() {
 				return
 			}
 			defer f.untrack(up)
-			pipe(c, up)
+			if err := pipe(c, up); err != nil && !f.isClosed() {
+				f.stats.Broken.Add(1)
+			}
 		}()
 	}
+}
+
+func (f *forwarder) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// ServiceStats counts what the Service's forwarders saw, over all ports:
+// connections accepted, those reset because no pod was Ready, those whose
+// pod did not accept them, and those broken off (an error rather than an
+// orderly close on the way from the pod to the client: the pod's process
+// died, or the client went away mid-response). Each connection carries
+// one or more HTTP requests.
+type ServiceStats struct {
+	Connections, NoEndpoint, DialFailed, Broken atomic.Int64
+}
+
+func (s *ServiceStats) String() string {
+	return fmt.Sprintf("%d connections: %d reset for want of a Ready pod, %d not accepted by the pod, %d broken off by the pod",
+		s.Connections.Load(), s.NoEndpoint.Load(), s.DialFailed.Load(), s.Broken.Load())
 }
 
 func (f *forwarder) track(c net.Conn) bool {
@@ -210,7 +241,7 @@ func (r *Runner) podForward(ctx context.Context, name string) (*podForward, erro
 		}
 		return nil
 	}
-	fws, err := startServiceForwarders(addr, svc, pod, pick)
+	fws, err := startServiceForwarders(addr, svc, pod, pick, nil)
 	if err != nil {
 		return nil, err
 	}
