@@ -30,7 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
-	"github.com/image-registry-operator/image-registry-operator/pkg/controller/imageregistry"
 	"github.com/image-registry-operator/image-registry-operator/test/e2e/dataplane"
 	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
 )
@@ -73,13 +72,13 @@ func startS3(t *testing.T, dir string) *framework.S3Server {
 
 // s3CredentialsSecret is the credentials Secret of spec.storage.s3. It
 // carries the labels that make the operator watch it (see
-// imageregistry.AnnotationS3CredentialsHash), so a change rolls the pods at
+// v1alpha1.AnnotationS3CredentialsHash), so a change rolls the pods at
 // once rather than at the next 5-minute re-read.
 func s3CredentialsSecret(ns, registry string, keys framework.S3Keys) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: s3CredsSecret, Labels: map[string]string{
-			v1alpha1.LabelManagedBy:     v1alpha1.ManagedByValue,
-			imageregistry.LabelRegistry: registry,
+			v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
+			v1alpha1.LabelRegistry:  registry,
 		}},
 		Data: map[string][]byte{"accessKeyID": []byte(keys.AccessKey), "secretAccessKey": []byte(keys.SecretKey)},
 	}
@@ -471,9 +470,9 @@ func (u *userEnv) s3CredentialsRoll(t *testing.T, s3 *framework.S3Server, ref, d
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := sts.Spec.Template.Annotations[imageregistry.AnnotationS3CredentialsHash]
+	before := sts.Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash]
 	if before == "" {
-		t.Fatalf("pod template has no %s annotation", imageregistry.AnnotationS3CredentialsHash)
+		t.Fatalf("pod template has no %s annotation", v1alpha1.AnnotationS3CredentialsHash)
 	}
 	oldPods := map[string]bool{}
 	for _, p := range u.dp.Pods() {
@@ -508,8 +507,8 @@ func (u *userEnv) s3CredentialsRoll(t *testing.T, s3 *framework.S3Server, ref, d
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after := sts.Spec.Template.Annotations[imageregistry.AnnotationS3CredentialsHash]; after == before || after == "" {
-		t.Errorf("annotation %s did not change", imageregistry.AnnotationS3CredentialsHash)
+	if after := sts.Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash]; after == before || after == "" {
+		t.Errorf("annotation %s did not change", v1alpha1.AnnotationS3CredentialsHash)
 	}
 	for _, p := range u.dp.Pods() {
 		env, err := u.dp.ContainerEnv(p.Name, "registry")

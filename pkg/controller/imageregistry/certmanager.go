@@ -92,7 +92,7 @@ func desiredCertificate(reg *v1alpha1.ImageRegistry, req certificateRequest) *un
 	}
 	secretLabels := map[string]any{
 		v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue,
-		LabelRegistry:           reg.Name,
+		v1alpha1.LabelRegistry:  reg.Name,
 	}
 	spec := map[string]any{
 		"secretName": req.name,

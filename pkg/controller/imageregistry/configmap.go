@@ -362,7 +362,7 @@ func (c *Controller) ensureRegistryConfig(ctx context.Context, reg *v1alpha1.Ima
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        registryConfigMapName(reg),
 			Labels:      objectLabels(reg),
-			Annotations: map[string]string{AnnotationRetiredTokenKeys: trust.retired},
+			Annotations: map[string]string{v1alpha1.AnnotationRetiredTokenKeys: trust.retired},
 		},
 		Data: map[string]string{registryConfigKey: string(data), jwksKey: string(trust.jwks)},
 	}

@@ -322,7 +322,7 @@ func (c *Controller) handleUserConfigMap(cm metav1.Object) {
 
 // handleUnownedSecret reacts to the operator's CA Secret, which every
 // registry's serving certificate depends on, and to Secrets cert-manager
-// writes for a registry (they carry LabelRegistry, not an owner reference).
+// writes for a registry (they carry v1alpha1.LabelRegistry, not an owner reference).
 func (c *Controller) handleUnownedSecret(s metav1.Object) {
 	if s.GetNamespace() == c.opts.OperatorNamespace && s.GetName() == CASecretName {
 		regs, err := c.registriesLister.List(everything)
@@ -335,7 +335,7 @@ func (c *Controller) handleUnownedSecret(s metav1.Object) {
 		}
 		return
 	}
-	if name := s.GetLabels()[LabelRegistry]; name != "" {
+	if name := s.GetLabels()[v1alpha1.LabelRegistry]; name != "" {
 		c.queue.Add(cache.NewObjectName(s.GetNamespace(), name))
 	}
 }

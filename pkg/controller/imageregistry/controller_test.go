@@ -98,7 +98,7 @@ func TestCreate(t *testing.T) {
 	if *sts.Spec.Replicas != 1 || sts.Spec.ServiceName != "reg-headless" {
 		t.Errorf("replicas %d serviceName %q", *sts.Spec.Replicas, sts.Spec.ServiceName)
 	}
-	if sts.Spec.Template.Annotations[AnnotationConfigHash] == "" {
+	if sts.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash] == "" {
 		t.Error("pod template lacks the config hash")
 	}
 	pvc := sts.Spec.VolumeClaimTemplates[0]
@@ -239,7 +239,7 @@ func TestDriftRepair(t *testing.T) {
 			name: "StatefulSet config hash",
 			mutate: func(f *fixture) {
 				s := f.statefulSet(newRegistry("team-a", "reg"))
-				s.Spec.Template.Annotations[AnnotationConfigHash] = "stale"
+				s.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash] = "stale"
 				update(f, f.kubeClient.AppsV1().StatefulSets("team-a").Update, s)
 			},
 			action: "update statefulsets team-a/reg",
@@ -529,7 +529,7 @@ func TestCertManagerIssuesCertificate(t *testing.T) {
 		t.Errorf("Certificate spec %v", spec)
 	}
 	labels := spec["secretTemplate"].(map[string]any)["labels"].(map[string]any)
-	if labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || labels[LabelRegistry] != "reg" {
+	if labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || labels[v1alpha1.LabelRegistry] != "reg" {
 		t.Errorf("secretTemplate labels %v: the Secret would be invisible", labels)
 	}
 	if _, err := f.kubeClient.AppsV1().StatefulSets("team-a").Get(f.ctx, "reg", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -538,7 +538,7 @@ func TestCertManagerIssuesCertificate(t *testing.T) {
 
 	// cert-manager writes the Secret.
 	user, ca := userTLSSecret(t, "team-a", "reg-tls", "reg.team-a.registry.example.org")
-	user.Labels = map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, LabelRegistry: "reg"}
+	user.Labels = map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelRegistry: "reg"}
 	if _, err := f.kubeClient.CoreV1().Secrets("team-a").Create(f.ctx, user, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +567,7 @@ func TestCertificateRenewal(t *testing.T) {
 	c := f.mustSync(reg)
 	f.markReady(reg)
 	old := f.secret("team-a", "reg-tls").Data["tls.crt"]
-	oldHash := f.statefulSet(reg).Spec.Template.Annotations[AnnotationConfigHash]
+	oldHash := f.statefulSet(reg).Spec.Template.Annotations[v1alpha1.AnnotationConfigHash]
 	kp, _ := pki.ParseKeyPair(old, f.secret("team-a", "reg-tls").Data["tls.key"])
 	renewAt := pki.RenewalTime(kp.Cert)
 	if !renewAt.Before(kp.Cert.NotAfter.Add(-24 * time.Hour)) {
@@ -596,7 +596,7 @@ func TestCertificateRenewal(t *testing.T) {
 	if err := pki.VerifyServing(renewed.Cert, []byte(f.registry("team-a", "reg").Status.CA), []string{"reg.team-a.registry.example.org"}, f.clock.Now()); err != nil {
 		t.Errorf("renewed certificate does not verify: %v", err)
 	}
-	if f.statefulSet(reg).Spec.Template.Annotations[AnnotationConfigHash] == oldHash {
+	if f.statefulSet(reg).Spec.Template.Annotations[v1alpha1.AnnotationConfigHash] == oldHash {
 		t.Error("renewal did not roll the pods")
 	}
 	// The CA and the token key did not change.
@@ -633,13 +633,13 @@ func TestConfigChangeRollsPods(t *testing.T) {
 	f.mustSync(r)
 	f.expectActions("update configmaps team-a/reg-auth-config", "update statefulsets team-a/reg", "update imageregistries/status team-a/reg")
 	after := f.statefulSet(reg)
-	if before.Spec.Template.Annotations[AnnotationConfigHash] == after.Spec.Template.Annotations[AnnotationConfigHash] {
+	if before.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash] == after.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash] {
 		t.Fatal("config hash unchanged")
 	}
 	// Only the hash changed in the template.
 	b, a := before.Spec.Template.DeepCopy(), after.Spec.Template.DeepCopy()
-	delete(b.Annotations, AnnotationConfigHash)
-	delete(a.Annotations, AnnotationConfigHash)
+	delete(b.Annotations, v1alpha1.AnnotationConfigHash)
+	delete(a.Annotations, v1alpha1.AnnotationConfigHash)
 	if !equality.Semantic.DeepEqual(b, a) {
 		t.Error("the pod template changed beyond the hash")
 	}

@@ -8,7 +8,7 @@
 //
 //   - StatefulSet <name>: containers "registry" and "auth", PVC template
 //     "data" (spec.persistentVolumeClaim, default ReadWriteOnce 8Gi; none with
-//     spec.storage.s3), pod template annotation AnnotationConfigHash.
+//     spec.storage.s3), pod template annotation v1alpha1.AnnotationConfigHash.
 //   - Service <name> (LoadBalancer, 443->5000 "registry", 5001->5001 "auth",
 //     annotated with external-dns's hostname) and Service <name>-headless.
 //   - ConfigMaps <name>-registry-config (config.yml) and <name>-auth-config

@@ -102,11 +102,6 @@ const (
 	EventReasonGarbageCollectionFailed = "GarbageCollectionFailed"
 )
 
-// AnnotationReadOnly on the pod template (and so on each registry pod) says
-// whether the pod's config is read-only: "true" or "false". The ReadOnly
-// condition stays True until no pod says "true".
-const AnnotationReadOnly = "registry.mgoltzsche.github.com/read-only"
-
 // cronParser reads standard five-field cron expressions, descriptors such
 // as @daily, and CRON_TZ= prefixes.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -200,7 +195,7 @@ func (c *Controller) planGarbageCollection(ctx context.Context, reg *v1alpha1.Im
 		return err
 	}
 	for _, p := range pods {
-		if p.Annotations[AnnotationReadOnly] == "true" {
+		if p.Annotations[v1alpha1.AnnotationReadOnly] == "true" {
 			st.readOnlyPods++
 		}
 	}
@@ -432,7 +427,7 @@ func (c *Controller) registryReadOnly(reg *v1alpha1.ImageRegistry, st *syncState
 		return false, "", nil
 	}
 	want := configHash(st)
-	if sts.Spec.Template.Annotations[AnnotationConfigHash] != want {
+	if sts.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash] != want {
 		return false, "", nil
 	}
 	pods, err := c.podsLister.Pods(reg.Namespace).List(labels.SelectorFromSet(selectorLabels(reg)))
@@ -444,7 +439,7 @@ func (c *Controller) registryReadOnly(reg *v1alpha1.ImageRegistry, st *syncState
 		if !metav1.IsControlledBy(p, sts) {
 			continue
 		}
-		if p.DeletionTimestamp != nil || p.Annotations[AnnotationConfigHash] != want {
+		if p.DeletionTimestamp != nil || p.Annotations[v1alpha1.AnnotationConfigHash] != want {
 			return false, "", nil // a pod that may still accept writes
 		}
 		if p.Name == statefulSetName(reg)+"-0" {

@@ -23,7 +23,7 @@ func (f *fixture) rollOut(reg *v1alpha1.ImageRegistry) {
 	s.Status.Replicas = *s.Spec.Replicas
 	s.Status.ReadyReplicas = *s.Spec.Replicas
 	s.Status.UpdatedReplicas = *s.Spec.Replicas
-	rev := "rev-" + s.Spec.Template.Annotations[AnnotationConfigHash][:8]
+	rev := "rev-" + s.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash][:8]
 	s.Status.CurrentRevision, s.Status.UpdateRevision = rev, rev
 	if _, err := f.kubeClient.AppsV1().StatefulSets(reg.Namespace).UpdateStatus(f.ctx, s, metav1.UpdateOptions{}); err != nil {
 		f.t.Fatal(err)

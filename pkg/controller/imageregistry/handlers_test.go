@@ -64,7 +64,7 @@ func TestEventHandlersEnqueueOwners(t *testing.T) {
 		t.Fatalf("CA Secret enqueued %v", got)
 	}
 	// A cert-manager Secret enqueues its registry by label.
-	c.ownedHandler(c.handleUnownedSecret).OnAdd(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "b-tls", Labels: map[string]string{LabelRegistry: "b"}}}, false)
+	c.ownedHandler(c.handleUnownedSecret).OnAdd(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "b-tls", Labels: map[string]string{v1alpha1.LabelRegistry: "b"}}}, false)
 	if got := drain(c); len(got) != 1 || got[0] != "team-b/b" {
 		t.Fatalf("cert-manager Secret enqueued %v", got)
 	}

@@ -10,15 +10,6 @@ import (
 // signs every registry's serving certificate unless spec.tls says otherwise.
 const CASecretName = "image-registry-root-ca"
 
-// LabelRegistry names the ImageRegistry a Secret made by cert-manager
-// belongs to: cert-manager sets no owner reference on the Secrets it writes.
-const LabelRegistry = "registry.mgoltzsche.github.com/imageregistry"
-
-// AnnotationConfigHash on the pod template is a SHA-256 over the registry
-// and auth configuration, TLS and token key pairs and the HTTP secret, so
-// that changing any of them rolls the pods.
-const AnnotationConfigHash = "registry.mgoltzsche.github.com/config-hash"
-
 // AnnotationExternalDNSHostname asks external-dns to publish the LoadBalancer
 // Service under the registry's hostname.
 const AnnotationExternalDNSHostname = "external-dns.alpha.kubernetes.io/hostname"

@@ -15,14 +15,6 @@ import (
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 )
 
-// AnnotationS3CredentialsHash on the pod template digests the S3
-// credentials the registry containers get from spec.storage.s3's Secret
-// (through the environment, which a process reads only at start): when
-// the Secret's keys change, the template changes and the pods roll, one
-// at a time as the StatefulSet's rolling update goes, so that pulls keep
-// being served by the others.
-const AnnotationS3CredentialsHash = "registry.mgoltzsche.github.com/s3-credentials-hash"
-
 // Keys of the S3 credentials Secret.
 const (
 	s3AccessKeyIDKey     = "accessKeyID"
@@ -40,7 +32,7 @@ const (
 )
 
 // annotateS3Credentials reads the S3 credentials Secret and sets
-// AnnotationS3CredentialsHash on desired's pod template. A missing Secret
+// v1alpha1.AnnotationS3CredentialsHash on desired's pod template. A missing Secret
 // or key is a Warning event and no annotation: nothing else waits for it.
 //
 // The Secret is the user's and carries no managed-by label, so the
@@ -87,6 +79,6 @@ func (c *Controller) annotateS3Credentials(ctx context.Context, reg *v1alpha1.Im
 	if desired.Spec.Template.Annotations == nil {
 		desired.Spec.Template.Annotations = map[string]string{}
 	}
-	desired.Spec.Template.Annotations[AnnotationS3CredentialsHash] = hex.EncodeToString(mac.Sum(nil))
+	desired.Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash] = hex.EncodeToString(mac.Sum(nil))
 	return nil
 }

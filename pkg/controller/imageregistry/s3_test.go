@@ -41,16 +41,16 @@ func TestS3CredentialsChangeRollsPods(t *testing.T) {
 	f := newFixture(t, []runtime.Object{s3CredentialsSecret("AKID1", "secret-one-0123456789")}, reg)
 	f.mustSync(reg)
 	tmpl := f.statefulSet(reg).Spec.Template
-	first := tmpl.Annotations[AnnotationS3CredentialsHash]
+	first := tmpl.Annotations[v1alpha1.AnnotationS3CredentialsHash]
 	if len(first) != 64 {
-		t.Fatalf("pod template annotation %s = %q, want a hex SHA-256", AnnotationS3CredentialsHash, first)
+		t.Fatalf("pod template annotation %s = %q, want a hex SHA-256", v1alpha1.AnnotationS3CredentialsHash, first)
 	}
 	for _, plain := range []string{"AKID1", "secret-one-0123456789"} {
 		if strings.Contains(first, plain) {
 			t.Fatalf("the annotation carries the credential %q", plain)
 		}
 	}
-	configHash := tmpl.Annotations[AnnotationConfigHash]
+	configHash := tmpl.Annotations[v1alpha1.AnnotationConfigHash]
 
 	// Steady state: the Secret is read (it is not in the operator's cache),
 	// nothing is written.
@@ -76,11 +76,11 @@ func TestS3CredentialsChangeRollsPods(t *testing.T) {
 	f.mustSync(reg)
 	f.expectActions("get secrets team-a/s3-creds", "update statefulsets team-a/reg")
 	tmpl = f.statefulSet(reg).Spec.Template
-	second := tmpl.Annotations[AnnotationS3CredentialsHash]
+	second := tmpl.Annotations[v1alpha1.AnnotationS3CredentialsHash]
 	if second == first || len(second) != 64 {
 		t.Fatalf("annotation %q after the key changed, was %q", second, first)
 	}
-	if tmpl.Annotations[AnnotationConfigHash] != configHash {
+	if tmpl.Annotations[v1alpha1.AnnotationConfigHash] != configHash {
 		t.Error("the config hash changed with the S3 credentials")
 	}
 
@@ -89,7 +89,7 @@ func TestS3CredentialsChangeRollsPods(t *testing.T) {
 	s.Data["accessKeyID"] = []byte("AKID2")
 	f.updateSecret(s)
 	f.mustSync(reg)
-	if third := f.statefulSet(reg).Spec.Template.Annotations[AnnotationS3CredentialsHash]; third == second || third == first {
+	if third := f.statefulSet(reg).Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash]; third == second || third == first {
 		t.Errorf("annotation %q after the access key id changed", third)
 	}
 }
@@ -103,8 +103,8 @@ func TestS3CredentialsHashIsKeyed(t *testing.T) {
 	f := newFixture(t, []runtime.Object{s3CredentialsSecret("AKID1", "secret-one-0123456789")}, a, b)
 	f.mustSync(a)
 	f.mustSync(b)
-	ha := f.statefulSet(a).Spec.Template.Annotations[AnnotationS3CredentialsHash]
-	hb := f.statefulSet(b).Spec.Template.Annotations[AnnotationS3CredentialsHash]
+	ha := f.statefulSet(a).Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash]
+	hb := f.statefulSet(b).Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash]
 	if ha == "" || ha == hb {
 		t.Errorf("digests %q and %q of the same credentials under two http secrets", ha, hb)
 	}
@@ -118,7 +118,7 @@ func TestS3CredentialsMissing(t *testing.T) {
 	f := newFixture(t, nil, reg)
 	c := f.mustSync(reg)
 	f.expectWarning(EventReasonS3CredentialsNotFound)
-	if _, ok := f.statefulSet(reg).Spec.Template.Annotations[AnnotationS3CredentialsHash]; ok {
+	if _, ok := f.statefulSet(reg).Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash]; ok {
 		t.Error("annotation set without a Secret")
 	}
 	if c.queue.Len() != 0 {
@@ -137,7 +137,7 @@ func TestS3CredentialsMissing(t *testing.T) {
 	incomplete.Data["secretAccessKey"] = []byte("secret-one-0123456789")
 	f.updateSecret(incomplete)
 	f.mustSync(reg)
-	if h := f.statefulSet(reg).Spec.Template.Annotations[AnnotationS3CredentialsHash]; len(h) != 64 {
+	if h := f.statefulSet(reg).Spec.Template.Annotations[v1alpha1.AnnotationS3CredentialsHash]; len(h) != 64 {
 		t.Errorf("annotation %q once the Secret is complete", h)
 	}
 }
@@ -150,7 +150,7 @@ func TestS3CredentialsLabelledSecretEnqueues(t *testing.T) {
 	f := newFixture(t, nil, reg)
 	c := f.controller()
 	s := s3CredentialsSecret("AKID1", "secret-one-0123456789")
-	s.Labels = map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, LabelRegistry: "reg"}
+	s.Labels = map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, v1alpha1.LabelRegistry: "reg"}
 	c.ownedHandler(c.handleUnownedSecret).OnAdd(s, false)
 	if got := drain(c); len(got) != 1 || got[0] != "team-a/reg" {
 		t.Fatalf("labelled credentials Secret enqueued %v", got)

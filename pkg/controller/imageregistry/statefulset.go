@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/objectmeta"
 	"github.com/image-registry-operator/image-registry-operator/pkg/extauth"
 )
 
@@ -100,11 +101,11 @@ func (c *Controller) desiredStatefulSet(reg *v1alpha1.ImageRegistry, st *syncSta
 				ObjectMeta: metav1.ObjectMeta{
 					Labels: podLabels,
 					Annotations: map[string]string{
-						AnnotationConfigHash:       configHash(st),
-						AnnotationTokenSigningKey:  st.trust.signingKID,
-						AnnotationTrustedTokenKeys: st.trust.trustedKeysAnnotation(),
+						v1alpha1.AnnotationConfigHash:       configHash(st),
+						v1alpha1.AnnotationTokenSigningKey:  st.trust.signingKID,
+						v1alpha1.AnnotationTrustedTokenKeys: st.trust.trustedKeysAnnotation(),
 						// Whether the pods run in maintenance mode (gc.go).
-						AnnotationReadOnly: strconv.FormatBool(st.readOnly),
+						v1alpha1.AnnotationReadOnly: strconv.FormatBool(st.readOnly),
 					},
 				},
 				Spec: c.podSpec(reg, st),
@@ -435,8 +436,7 @@ func mergeStatefulSet(cur, desired *appsv1.StatefulSet) bool {
 		changed = true
 	}
 	tmpl := &cur.Spec.Template
-	changed = mergeStringMap(tmpl.GetLabels, tmpl.SetLabels, desired.Spec.Template.Labels) || changed
-	changed = mergeStringMap(tmpl.GetAnnotations, tmpl.SetAnnotations, desired.Spec.Template.Annotations) || changed
+	changed = objectmeta.Merge(tmpl, &desired.Spec.Template) || changed
 	have, want := &tmpl.Spec, &desired.Spec.Template.Spec
 	if have.ServiceAccountName != want.ServiceAccountName ||
 		!equality.Semantic.DeepEqual(have.AutomountServiceAccountToken, want.AutomountServiceAccountToken) ||

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/objectmeta"
 )
 
 // conditionError is a failure that the user must fix, or wait out: it
@@ -216,8 +217,7 @@ func ensureObject[T interface {
 		return nil, err
 	}
 	updated := current.DeepCopyObject().(T)
-	changed := mergeStringMap(updated.GetLabels, updated.SetLabels, desired.GetLabels())
-	changed = mergeStringMap(updated.GetAnnotations, updated.SetAnnotations, desired.GetAnnotations()) || changed
+	changed := objectmeta.Merge(updated, desired)
 	changed = merge(updated, desired) || changed
 	if !changed {
 		return current, nil
@@ -247,25 +247,6 @@ func writeError(kind string, obj metav1.Object, verb string, err error) error {
 		return badInput(ReasonInvalidSpec, "the API rejected %s %s: %v", kind, obj.GetName(), err)
 	}
 	return fmt.Errorf("%s %s %s/%s: %w", verb, kind, obj.GetNamespace(), obj.GetName(), err)
-}
-
-func mergeStringMap(get func() map[string]string, set func(map[string]string), want map[string]string) bool {
-	have := get()
-	changed := false
-	for k, v := range want {
-		if cur, ok := have[k]; ok && cur == v {
-			continue
-		}
-		if have == nil {
-			have = map[string]string{}
-		}
-		have[k] = v
-		changed = true
-	}
-	if changed {
-		set(have)
-	}
-	return changed
 }
 
 // lookup turns a lister's NotFound into nil.

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
 	"github.com/image-registry-operator/image-registry-operator/pkg/tokenkey"
 )
@@ -27,20 +28,9 @@ import (
 //   - retired keys: keys of the previous set that are neither. A retired key
 //     stays while a pod may still sign with it (the rolled-out pod template
 //     names another signing key) and then for the longest life of a token
-//     it signed (tokenRetention). AnnotationRetiredTokenKeys on the
+//     it signed (tokenRetention). v1alpha1.AnnotationRetiredTokenKeys on the
 //     ConfigMap records until when, so the decision survives a restart.
 const (
-	// AnnotationRetiredTokenKeys on the registry ConfigMap maps the
-	// thumbprint of each retired key to the time (RFC 3339) until which it
-	// stays trusted, or to "" while pods may still sign with it.
-	AnnotationRetiredTokenKeys = "registry.mgoltzsche.github.com/retired-token-keys"
-	// AnnotationTokenSigningKey on the pod template is the thumbprint of the
-	// key its token server signs with.
-	AnnotationTokenSigningKey = "registry.mgoltzsche.github.com/token-signing-key"
-	// AnnotationTrustedTokenKeys on the pod template lists the thumbprints
-	// of the keys its registry trusts, comma-separated.
-	AnnotationTrustedTokenKeys = "registry.mgoltzsche.github.com/trusted-token-keys"
-
 	// maxRetiredTokenKeys bounds the retired keys kept, newest first, should
 	// keys be replaced faster than tokens expire.
 	maxRetiredTokenKeys = 4
@@ -55,7 +45,7 @@ type tokenTrust struct {
 	signingKID string
 	// trustedKIDs are the thumbprints of every key in jwks, in order.
 	trustedKIDs []string
-	// retired is the ConfigMap's AnnotationRetiredTokenKeys value.
+	// retired is the ConfigMap's v1alpha1.AnnotationRetiredTokenKeys value.
 	retired string
 }
 
@@ -83,7 +73,7 @@ func trustsKey(sts *appsv1.StatefulSet, kid string) bool {
 	if !rolledOut(sts) {
 		return false
 	}
-	for _, k := range strings.Split(sts.Spec.Template.Annotations[AnnotationTrustedTokenKeys], ",") {
+	for _, k := range strings.Split(sts.Spec.Template.Annotations[v1alpha1.AnnotationTrustedTokenKeys], ",") {
 		if k == kid {
 			return true
 		}
@@ -123,12 +113,12 @@ func decideTokenTrust(st *syncState, cur *corev1.ConfigMap, sts *appsv1.Stateful
 	recorded := map[string]string{}
 	if cur != nil {
 		previous, _ = tokenkey.ParseKeySet([]byte(cur.Data[jwksKey]))
-		_ = json.Unmarshal([]byte(cur.Annotations[AnnotationRetiredTokenKeys]), &recorded)
+		_ = json.Unmarshal([]byte(cur.Annotations[v1alpha1.AnnotationRetiredTokenKeys]), &recorded)
 	}
 	// No pod signs with a key other than the one the rolled-out template names.
 	deployedSigner := "?"
 	if rolledOut(sts) {
-		deployedSigner = sts.Spec.Template.Annotations[AnnotationTokenSigningKey]
+		deployedSigner = sts.Spec.Template.Annotations[v1alpha1.AnnotationTokenSigningKey]
 	}
 	retired := map[string]string{}
 	for _, k := range previous {
@@ -163,7 +153,7 @@ func decideTokenTrust(st *syncState, cur *corev1.ConfigMap, sts *appsv1.Stateful
 	return t, nil
 }
 
-// trustedKeysAnnotation is AnnotationTrustedTokenKeys' value.
+// trustedKeysAnnotation is v1alpha1.AnnotationTrustedTokenKeys' value.
 func (t *tokenTrust) trustedKeysAnnotation() string {
 	kids := append([]string(nil), t.trustedKIDs...)
 	sort.Strings(kids)

@@ -30,7 +30,7 @@ func (f *fixture) markRolledOut(reg *v1alpha1.ImageRegistry) {
 	s.Status.Replicas = *s.Spec.Replicas
 	s.Status.ReadyReplicas = *s.Spec.Replicas
 	s.Status.UpdatedReplicas = *s.Spec.Replicas
-	rev := "rev-" + s.Spec.Template.Annotations[AnnotationConfigHash][:10]
+	rev := "rev-" + s.Spec.Template.Annotations[v1alpha1.AnnotationConfigHash][:10]
 	s.Status.CurrentRevision, s.Status.UpdateRevision = rev, rev
 	if _, err := f.kubeClient.AppsV1().StatefulSets(reg.Namespace).UpdateStatus(f.ctx, s, metav1.UpdateOptions{}); err != nil {
 		f.t.Fatal(err)
@@ -99,8 +99,8 @@ func (f *fixture) retiredKeys(reg *v1alpha1.ImageRegistry) map[string]string {
 	f.t.Helper()
 	cm := f.configMap(reg.Namespace, registryConfigMapName(reg))
 	m := map[string]string{}
-	if err := json.Unmarshal([]byte(cm.Annotations[AnnotationRetiredTokenKeys]), &m); err != nil {
-		f.t.Fatalf("%s: %v", AnnotationRetiredTokenKeys, err)
+	if err := json.Unmarshal([]byte(cm.Annotations[v1alpha1.AnnotationRetiredTokenKeys]), &m); err != nil {
+		f.t.Fatalf("%s: %v", v1alpha1.AnnotationRetiredTokenKeys, err)
 	}
 	return m
 }
@@ -122,7 +122,7 @@ func TestRegistryTrustsTheTokenKeyThroughItsJWKS(t *testing.T) {
 		t.Errorf("registry token config %v: want jwks and no rootcertbundle", token)
 	}
 	tmpl := f.statefulSet(reg).Spec.Template
-	if tmpl.Annotations[AnnotationTokenSigningKey] != kid || tmpl.Annotations[AnnotationTrustedTokenKeys] != kid {
+	if tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey] != kid || tmpl.Annotations[v1alpha1.AnnotationTrustedTokenKeys] != kid {
 		t.Errorf("pod template annotations %v", tmpl.Annotations)
 	}
 	for _, v := range tmpl.Spec.Volumes {
@@ -155,7 +155,7 @@ func TestTokenKeyRenewal(t *testing.T) {
 	f.mustSync(reg)
 	f.expectActions() // steady: nothing to renew yet
 	old := f.signingKeyID(reg)
-	oldHash := f.statefulSet(reg).Spec.Template.Annotations[AnnotationConfigHash]
+	oldHash := f.statefulSet(reg).Spec.Template.Annotations[v1alpha1.AnnotationConfigHash]
 
 	// Renewal time: a next key, published, not signed with.
 	f.clock.Step(tokenCertValidity*2/3 + time.Hour)
@@ -172,7 +172,7 @@ func TestTokenKeyRenewal(t *testing.T) {
 		t.Fatalf("JWKS trusts %v, want [signing %s, next %s]", got, old, next)
 	}
 	tmpl := f.statefulSet(reg).Spec.Template
-	if tmpl.Annotations[AnnotationConfigHash] == oldHash || !strings.Contains(tmpl.Annotations[AnnotationTrustedTokenKeys], next) {
+	if tmpl.Annotations[v1alpha1.AnnotationConfigHash] == oldHash || !strings.Contains(tmpl.Annotations[v1alpha1.AnnotationTrustedTokenKeys], next) {
 		t.Fatalf("pod template not rolled to trust the next key: %v", tmpl.Annotations)
 	}
 
@@ -242,8 +242,8 @@ func TestDeletedTokenSecret(t *testing.T) {
 	if got := f.trustedKeyIDs(reg); !slices.Equal(got, []string{cur, old}) {
 		t.Fatalf("JWKS trusts %v, want [%s, retired %s]", got, cur, old)
 	}
-	if tmpl := f.statefulSet(reg).Spec.Template; tmpl.Annotations[AnnotationTokenSigningKey] != cur {
-		t.Errorf("pod template signs with %s, want %s", tmpl.Annotations[AnnotationTokenSigningKey], cur)
+	if tmpl := f.statefulSet(reg).Spec.Template; tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey] != cur {
+		t.Errorf("pod template signs with %s, want %s", tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey], cur)
 	}
 }
 

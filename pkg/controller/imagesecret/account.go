@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/objectmeta"
 	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/metrics"
 	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
@@ -31,7 +32,7 @@ func (c *Controller) accountOwnedBy(a *v1alpha1.ImageRegistryAccount, cr *imageS
 }
 
 func accountUpToDate(existing, desired *v1alpha1.ImageRegistryAccount) bool {
-	return hasMetadata(existing, desired) && objectcache.AccountSpecEqual(existing, desired)
+	return objectmeta.Has(existing, desired) && objectcache.AccountSpecEqual(existing, desired)
 }
 
 // mergeAccount returns a copy of existing (which may come trimmed from the
@@ -39,7 +40,7 @@ func accountUpToDate(existing, desired *v1alpha1.ImageRegistryAccount) bool {
 func mergeAccount(existing, desired *v1alpha1.ImageRegistryAccount) *v1alpha1.ImageRegistryAccount {
 	a := existing.DeepCopy()
 	a.Annotations = objectcache.WithoutDigest(a.Annotations)
-	mergeMetadata(a, desired)
+	objectmeta.Merge(a, desired)
 	a.Spec = desired.Spec
 	return a
 }

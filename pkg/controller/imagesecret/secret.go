@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/objectmeta"
 	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
 )
@@ -43,7 +44,7 @@ func secretUpToDate(existing, desired *corev1.Secret) bool {
 	if existing.Type != desired.Type || !objectcache.SecretDataEqual(existing.Data, desired.Data) {
 		return false
 	}
-	return hasMetadata(existing, desired)
+	return objectmeta.Has(existing, desired)
 }
 
 // mergeSecret returns a copy of existing (which may come trimmed from the
@@ -54,6 +55,6 @@ func mergeSecret(existing, desired *corev1.Secret) *corev1.Secret {
 	s.Type = desired.Type
 	s.Data = desired.Data
 	s.StringData = nil
-	mergeMetadata(s, desired)
+	objectmeta.Merge(s, desired)
 	return s
 }

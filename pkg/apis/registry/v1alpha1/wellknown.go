@@ -46,3 +46,32 @@ const (
 	// removes.
 	AnnotationAddedImagePullSecrets = "registry.mgoltzsche.github.com/added-image-pull-secrets"
 )
+
+// On ImageRegistries' objects and pods.
+const (
+	// LabelRegistry names the ImageRegistry an object or pod belongs to;
+	// Secrets labelled with it by others (cert-manager sets no owner
+	// reference) or by users (S3 credentials) are watched for the registry.
+	LabelRegistry = "registry.mgoltzsche.github.com/imageregistry"
+	// AnnotationConfigHash on the registry's pod template digests the
+	// registry and auth configuration, TLS and token key pairs and the HTTP
+	// secret, so that changing any of them rolls the pods.
+	AnnotationConfigHash = "registry.mgoltzsche.github.com/config-hash"
+	// AnnotationS3CredentialsHash on the pod template digests the S3
+	// credentials the containers read at start, so that changing them rolls
+	// the pods.
+	AnnotationS3CredentialsHash = "registry.mgoltzsche.github.com/s3-credentials-hash"
+	// AnnotationReadOnly on the pod template says whether the pods' config
+	// is read-only (garbage collection): "true" or "false".
+	AnnotationReadOnly = "registry.mgoltzsche.github.com/read-only"
+	// AnnotationTokenSigningKey on the pod template is the thumbprint of the
+	// key its token server signs with.
+	AnnotationTokenSigningKey = "registry.mgoltzsche.github.com/token-signing-key"
+	// AnnotationTrustedTokenKeys on the pod template lists the thumbprints
+	// of the keys its registry trusts, comma-separated.
+	AnnotationTrustedTokenKeys = "registry.mgoltzsche.github.com/trusted-token-keys"
+	// AnnotationRetiredTokenKeys on the registry ConfigMap maps the
+	// thumbprint of each retired token key to the time (RFC 3339) until
+	// which it stays trusted, or to "" while pods may still sign with it.
+	AnnotationRetiredTokenKeys = "registry.mgoltzsche.github.com/retired-token-keys"
+)
