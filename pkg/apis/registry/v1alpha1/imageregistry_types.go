@@ -14,7 +14,7 @@ import (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Whether the registry serves"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="Ready when serving; else why not, e.g. RolloutInProgress, ScaledToZero, CertificatePending, ImageNotAllowed"
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`,description="Desired registry pods"
-// +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.readyReplicas`,description="Registry pods ready to serve; empty: none (the reason says why)"
+// +kubebuilder:printcolumn:name="Available",type=integer,JSONPath=`.status.readyReplicas`,description="Registry pods ready to serve"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1035 label (at most 63 lower-case letters, digits and '-', starting with a letter): it becomes the first label of the registry's hostname and certificate names"
 
@@ -335,7 +335,7 @@ type ImageRegistryStatus struct {
 	CA string `json:"ca,omitempty"`
 	// ReadyReplicas is the number of registry pods ready to serve.
 	// +optional
-	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	ReadyReplicas int32 `json:"readyReplicas"`
 	// Conditions; Ready tells whether the registry serves, ReadOnly
 	// whether it is in maintenance mode, GarbageCollected how the last
 	// garbage collection ended.

@@ -552,6 +552,7 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: readyReplicas
       type:
         scalar: numeric
+      default: 0
 - name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ImageSecretSpec
   map:
     fields:
