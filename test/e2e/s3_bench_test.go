@@ -41,7 +41,14 @@ const benchRuns = 3
 
 func writeBenchLayer(t *testing.T, dir string) (string, int64) {
 	t.Helper()
-	path := filepath.Join(dir, "layer.tar.gz")
+	return writeRandomLayer(t, dir, "layer.tar.gz", benchLayerBytes)
+}
+
+// writeRandomLayer writes a gzip (stored) tar layer of size random bytes
+// at dir/name.
+func writeRandomLayer(t *testing.T, dir, name string, size int64) (string, int64) {
+	t.Helper()
+	path := filepath.Join(dir, name)
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +56,10 @@ func writeBenchLayer(t *testing.T, dir string) (string, int64) {
 	defer f.Close()
 	zw, _ := gzip.NewWriterLevel(f, gzip.NoCompression)
 	tw := tar.NewWriter(zw)
-	if err := tw.WriteHeader(&tar.Header{Name: "random.bin", Mode: 0o644, Size: benchLayerBytes, ModTime: time.Unix(0, 0)}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: "random.bin", Mode: 0o644, Size: size, ModTime: time.Unix(0, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.CopyN(tw, rand.Reader, benchLayerBytes); err != nil {
+	if _, err := io.CopyN(tw, rand.Reader, size); err != nil {
 		t.Fatal(err)
 	}
 	if err := tw.Close(); err != nil {

@@ -183,8 +183,9 @@ func (u *userEnv) podClient(t *testing.T, pod string) *dataplane.Client {
 //
 //   - push through one pod, pull the same digest through the other, both
 //     ways;
-//   - push and pull under traffic through the Service while one pod is
-//     killed (SIGKILL of all its processes) and comes back: failed requests
+//   - push (10 MB images) and pull (a 50 MB image) under traffic through
+//     the Service while one pod is killed (SIGKILL of all its processes)
+//     and comes back: failed operations and broken connections
 //     are counted and reported, split into those in flight at the kill and
 //     those started after it (none allowed: the dead pod is out of the
 //     Service at once); no pushed blob is lost;
@@ -299,12 +300,40 @@ func (l *opLog) table() string {
 	return sb.String()
 }
 
-// killUnderTraffic runs two pullers and a pusher through the Service,
-// kills every process of victim, waits for it to come back and serve, and
-// checks that no request started after the kill failed and that every
-// pushed image is complete through both pods.
-func (u *userEnv) killUnderTraffic(t *testing.T, victim, ref, digest string) {
+// Sizes of the images under traffic: large enough that the kill finds
+// transfers under way.
+const (
+	trafficPullBytes = 50_000_000
+	trafficPushBytes = 10_000_000
+)
+
+// pushLayer pushes an image of one random layer of size bytes to ref and
+// returns its digest.
+func (u *userEnv) pushLayer(ctx context.Context, t *testing.T, c *dataplane.Client, creds *dataplane.Credentials, ref string, size int64) (string, error) {
+	dir, err := os.MkdirTemp(c.Dir, "layer-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	layer, _ := writeRandomLayer(t, dir, "layer.tar.gz", size)
+	if _, err := c.Run(ctx, creds, "append", "-f", layer, "-t", ref); err != nil {
+		return "", err
+	}
+	return c.Run(ctx, creds, "digest", ref)
+}
+
+// killUnderTraffic runs three pullers (of a 50 MB image) and a pusher (of
+// 10 MB images) through the Service, kills every process of victim, waits
+// for it to come back and serve, and checks that no operation started
+// after the kill failed and that every pushed image is complete through
+// both pods.
+func (u *userEnv) killUnderTraffic(t *testing.T, victim, _, _ string) {
 	ctx := context.Background()
+	ref := u.image("big:v1")
+	digest, err := u.pushLayer(ctx, t, u.crane, u.creds(t, u.ns, examplePushSecret), ref, trafficPullBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := &opLog{ok: map[string]int{}, failed: map[string]int{}, pushed: map[string]string{}}
 	var (
 		phaseMu sync.Mutex
@@ -328,7 +357,7 @@ func (u *userEnv) killUnderTraffic(t *testing.T, victim, ref, digest string) {
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for i := range 2 {
+	for i := range 3 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -368,7 +397,7 @@ func (u *userEnv) killUnderTraffic(t *testing.T, victim, ref, digest string) {
 				continue
 			}
 			r := u.image(fmt.Sprintf("traffic:%d", n))
-			d, err := u.crane.PushRandom(ctx, c, r)
+			d, err := u.pushLayer(ctx, t, u.crane, c, r, trafficPushBytes)
 			log.add("push", classify(p, at), err)
 			if err == nil {
 				log.mu.Lock()
