@@ -116,17 +116,32 @@ func layerOf(t *testing.T, dir, name string, n int) string {
 // collection; fail makes the next pod fail instead of running.
 type collectorGate struct {
 	held    chan *corev1.Pod
-	release chan struct{}
+	mu      sync.Mutex
+	release chan struct{} // nil: pods run at once
 	fail    atomic.Bool
 }
 
 func newCollectorGate() *collectorGate {
-	return &collectorGate{held: make(chan *corev1.Pod, 1), release: make(chan struct{})}
+	return &collectorGate{held: make(chan *corev1.Pod, 1)}
+}
+
+// arm makes the next collector pod wait until the returned channel closes.
+func (g *collectorGate) arm() chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.release = make(chan struct{})
+	return g.release
 }
 
 func (g *collectorGate) before(ctx context.Context, pod *corev1.Pod) error {
 	if g.fail.Load() {
 		return errors.New("collector made to fail by the test")
+	}
+	g.mu.Lock()
+	release := g.release
+	g.mu.Unlock()
+	if release == nil {
+		return nil
 	}
 	select {
 	case g.held <- pod:
@@ -134,7 +149,7 @@ func (g *collectorGate) before(ctx context.Context, pod *corev1.Pod) error {
 		return ctx.Err()
 	}
 	select {
-	case <-g.release:
+	case <-release:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -366,6 +381,7 @@ func TestGC(t *testing.T) {
 
 	var run *v1alpha1.GarbageCollectionRun
 	step(t, "collect while pushes are refused", func(t *testing.T) {
+		release := gate.arm()
 		loop := u.startGCPullLoop(pull, refs["b"], digests["b"])
 		probe := u.startAvailabilityProbe(t, pull.CAFile)
 		u.requestGC(t, "run-1")
@@ -391,7 +407,7 @@ func TestGC(t *testing.T) {
 		if _, err := u.crane.Run(ctx, push, "delete", refs["c"]); err == nil || !strings.Contains(err.Error(), "405") {
 			t.Errorf("delete while read-only: %v, want 405", err)
 		}
-		close(gate.release)
+		close(release)
 		run = u.waitGCEnded(t, "run-1")
 		loop.end()
 		t.Logf("GET /v2/ every 50ms (no retries) from the request until writable again: %s", probe.end())
@@ -453,6 +469,42 @@ func TestGC(t *testing.T) {
 		for _, p := range pods.Items {
 			if p.DeletionTimestamp == nil {
 				t.Logf("collector pod %s still exists (phase %s); the operator deletes it once the status holds its result", p.Name, p.Status.Phase)
+			}
+		}
+	})
+	step(t, "an interrupted run leaves the registry writable", func(t *testing.T) {
+		gate.fail.Store(false)
+		defer close(gate.arm())
+		u.requestGC(t, "run-3")
+		pod := gate.waitHeld(t)
+		// As a node drain or a user would: the collector pod goes mid-run.
+		if err := u.cp.Client.CoreV1().Pods(u.ns).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		interrupted := u.waitGCEnded(t, "run-3")
+		t.Logf("interrupted run: %s", interrupted.Message)
+		if interrupted.Result != v1alpha1.GarbageCollectionFailed || !strings.Contains(interrupted.Message, "disappeared") {
+			t.Fatalf("last run %+v", interrupted)
+		}
+		if _, err := u.crane.PushRandom(ctx, push, u.image("gc-f:v1")); err != nil {
+			t.Fatalf("push after the interrupted run: %v", err)
+		}
+		for _, name := range []string{"b", "c"} {
+			if got, err := u.crane.Pull(ctx, pull, refs[name]); err != nil || got != digests[name] {
+				t.Errorf("pull %s after the interrupted run: %s, %v", name, got, err)
+			}
+		}
+	})
+	step(t, "the API server refuses a bad timeout and upstream URL", func(t *testing.T) {
+		for _, patch := range []string{
+			`{"spec":{"garbageCollection":{"timeout":"30s"}}}`,
+			`{"spec":{"proxy":{"remoteURL":"ftp://mirror.example.org"}}}`,
+		} {
+			out, err := u.cp.Kubectl(ctx, "-n", u.ns, "patch", "imageregistry/"+exampleRegistry, "--type=merge", "--dry-run=server", "-p", patch)
+			if err == nil {
+				t.Errorf("patch %s accepted: %s", patch, out)
+			} else {
+				t.Logf("patch %s refused: %s", patch, tail(strings.TrimSpace(err.Error()), 300))
 			}
 		}
 	})
