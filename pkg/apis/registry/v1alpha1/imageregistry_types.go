@@ -194,8 +194,10 @@ type AuthSpec struct {
 
 	// ACL replaces the default access rules, in docker_auth's ACL format:
 	// entries are tried in order and the first match wins. The default lets
-	// push accounts push and pull <their namespace>/* and pull accounts pull
-	// <their namespace>/*, and nothing else.
+	// push accounts push, pull and delete <their namespace>/* and pull
+	// accounts pull <their namespace>/*, and nothing else; for a
+	// pull-through cache (spec.proxy) it lets every account pull any
+	// repository, and nothing else.
 	// +listType=atomic
 	// +optional
 	ACL []ACLEntry `json:"acl,omitempty"`

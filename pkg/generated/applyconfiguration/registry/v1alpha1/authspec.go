@@ -32,8 +32,10 @@ type AuthSpecApplyConfiguration struct {
 	Server *registryv1alpha1.AuthServer `json:"server,omitempty"`
 	// ACL replaces the default access rules, in docker_auth's ACL format:
 	// entries are tried in order and the first match wins. The default lets
-	// push accounts push and pull <their namespace>/* and pull accounts pull
-	// <their namespace>/*, and nothing else.
+	// push accounts push, pull and delete <their namespace>/* and pull
+	// accounts pull <their namespace>/*, and nothing else; for a
+	// pull-through cache (spec.proxy) it lets every account pull any
+	// repository, and nothing else.
 	ACL []ACLEntryApplyConfiguration `json:"acl,omitempty"`
 	// TokenExpiration is how long an issued registry token is valid. Default 5m.
 	TokenExpiration *v1.Duration `json:"tokenExpiration,omitempty"`
