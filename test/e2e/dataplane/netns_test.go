@@ -80,3 +80,55 @@ func TestPodNetworks(t *testing.T) {
 		}
 	}
 }
+
+// The Service balances over the Ready pods only, round robin, and a killed
+// pod leaves the set at once.
+func TestServiceEndpoints(t *testing.T) {
+	r := &Runner{opts: Options{Logf: t.Logf, MaxStopGrace: time.Second}}
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, p := range r.sortedPodsLocked() {
+			_ = r.stopPodLocked(p)
+		}
+	})
+	r.mu.Lock()
+	for _, name := range []string{"registry-0", "registry-1"} {
+		rp := podWith(t, "uid-"+name, nil, []*container{testContainer(t, "main", "exec sleep 60")})
+		rp.name = name
+		r.launchLocked(rp)
+	}
+	r.mu.Unlock()
+	checkUntil(t, r, "both pods ready", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.publishEndpointsLocked()
+		eps := r.endpoints.Load()
+		return eps != nil && len(*eps) == 2
+	})
+	seen := map[string]int{}
+	for range 10 {
+		seen[r.pickEndpoint().name]++
+	}
+	if seen["registry-0"] != 5 || seen["registry-1"] != 5 {
+		t.Errorf("10 connections went %v, want 5 to each pod", seen)
+	}
+	if err := r.KillPod("registry-1"); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if p := r.pickEndpoint(); p == nil || p.name != "registry-0" {
+			t.Fatalf("after the kill a connection went to %v", p)
+		}
+	}
+	// The killed pod's container is restarted and the pod comes back.
+	checkUntil(t, r, "the killed pod back", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.publishEndpointsLocked()
+		return len(*r.endpoints.Load()) == 2
+	})
+	if r.Restarts() != 1 {
+		t.Errorf("%d restarts, want 1", r.Restarts())
+	}
+}
