@@ -305,12 +305,17 @@ func (c *container) exited() bool {
 	}
 }
 
-// kill sends SIGKILL to the process group at once.
+// kill sends SIGKILL to the process group at once and waits (up to 10s)
+// until the process is reaped, so that the next pass sees it exited.
 func (c *container) kill() {
 	if c.exited() {
 		return
 	}
 	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+	}
 }
 
 // stop sends SIGTERM to the process group and SIGKILL after grace.
