@@ -141,8 +141,11 @@ func (f *forwarder) isClosed() bool {
 // connections accepted, those reset because no pod was Ready, those whose
 // pod did not accept them, and those broken off (an error rather than an
 // orderly close on the way from the pod to the client: the pod's process
-// died, or the client went away mid-response). Each connection carries
-// one or more HTTP requests.
+// died, or the client went away mid-response). A process that dies may
+// also close its connections in order (FIN: the kernel does so when
+// nothing is left unread), which only the client can tell from the end
+// of a response: Broken is a lower bound. Each connection carries one or
+// more HTTP requests.
 type ServiceStats struct {
 	Connections, NoEndpoint, DialFailed, Broken atomic.Int64
 }
