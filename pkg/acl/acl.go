@@ -255,16 +255,17 @@ func (e *entry) matches(r *Request) bool {
 	return true
 }
 
-// Default is the ACL the operator renders when an ImageRegistry has no
-// spec.auth.acl (docs/design.md): push accounts may push and pull the
-// repositories under their own namespace, pull accounts may pull them, and
-// nobody else, anonymous included, gets anything.
+// Default is the ACL the operator renders when an ImageRegistry that is no
+// pull-through cache has no spec.auth.acl (docs/design.md): push accounts
+// may push, pull and delete the repositories under their own namespace,
+// pull accounts may pull them, and nobody else, anonymous included, gets
+// anything.
 func Default() []authconfig.ACLEntry {
 	return []authconfig.ACLEntry{
 		{
 			Match:   authconfig.ACLMatch{Labels: map[string]string{"type": "push"}, Name: "${labels:namespace}/*"},
-			Actions: []string{"push", "pull"},
-			Comment: "push accounts may push and pull their own namespace's repositories",
+			Actions: []string{"push", "pull", "delete"},
+			Comment: "push accounts may push, pull and delete their own namespace's repositories",
 		},
 		{
 			Match:   authconfig.ACLMatch{Labels: map[string]string{"type": "pull"}, Name: "${labels:namespace}/*"},

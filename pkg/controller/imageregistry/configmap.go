@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
@@ -89,14 +88,7 @@ func defaultACL(reg *v1alpha1.ImageRegistry) []authconfig.ACLEntry {
 			Comment: "pull-through cache: every account may pull every repository",
 		}}
 	}
-	rules := acl.Default()
-	for i := range rules {
-		if rules[i].Match.Labels["type"] == "push" && !slices.Contains(rules[i].Actions, "delete") {
-			rules[i].Actions = append(rules[i].Actions, "delete")
-			rules[i].Comment = "push accounts may push, pull and delete their own namespace's repositories"
-		}
-	}
-	return rules
+	return acl.Default()
 }
 
 // crossNamespaceACLEntries are the indexes of ACL entries that grant
