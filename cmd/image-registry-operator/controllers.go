@@ -29,14 +29,7 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 	// hold compact entries (objectcache); controllers read them through
 	// its views.
 	f := objectcache.NewFactory(c.kube, c.registry, o.namespace, resyncPeriod)
-	secrets, err := f.Secrets()
-	if err != nil {
-		return nil, nil, err
-	}
-	accounts, err := f.Accounts()
-	if err != nil {
-		return nil, nil, err
-	}
+	secrets, accounts := f.Secrets(), f.Accounts()
 	registries := f.Registry.Registry().V1alpha1().ImageRegistries()
 
 	registryCtrl, err := imageregistry.NewController(ctx, c.kube, c.registry, c.dynamic,

@@ -181,14 +181,7 @@ func TestCompactListersAndHandlers(t *testing.T) {
 	// (see the imagesecret fixture).
 	client := fake.NewSimpleClientset(account) //nolint:staticcheck
 	f := NewFactory(kube, client, metav1.NamespaceAll, 0)
-	secrets, err := f.Secrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	accounts, err := f.Accounts()
-	if err != nil {
-		t.Fatal(err)
-	}
+	secrets, accounts := f.Secrets(), f.Accounts()
 	added, deleted := make(chan any, 10), make(chan any, 10)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { added <- obj },

@@ -7,8 +7,7 @@
 // decisions read and stores generated Secrets and accounts as compact
 // entries (compact.go); Secrets and Accounts hand controllers ordinary
 // client-go listers that expand those entries, so a controller never sees
-// one. Views also put the caller's own recent writes in front of the
-// informer (lister.go), so that a sync right after a write decides from it.
+// one.
 //
 // It imports the API, the generated clients and pkg/credentials (the shape
 // of what it compacts).
@@ -16,7 +15,6 @@ package objectcache
 
 import (
 	"reflect"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,10 +45,6 @@ type Factory struct {
 	// so that unrelated Secrets and pods cost nothing. Its Secrets are
 	// read through Secrets.
 	Managed kubeinformers.SharedInformerFactory
-
-	mu          sync.Mutex
-	secretView  *Secrets
-	accountView *Accounts
 }
 
 // NewFactory returns informer factories for namespace ("" for all).
@@ -72,32 +66,12 @@ func ManagedOnly(opts *metav1.ListOptions) {
 	opts.LabelSelector = labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}.String()
 }
 
-// Secrets returns the shared view of the operator's Secrets.
-func (f *Factory) Secrets() (*Secrets, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.secretView == nil {
-		s, err := NewSecrets(f.Managed.Core().V1().Secrets())
-		if err != nil {
-			return nil, err
-		}
-		f.secretView = s
-	}
-	return f.secretView, nil
-}
+// Secrets returns the view of the operator's Secrets.
+func (f *Factory) Secrets() *Secrets { return NewSecrets(f.Managed.Core().V1().Secrets()) }
 
-// Accounts returns the shared view of the ImageRegistryAccounts.
-func (f *Factory) Accounts() (*Accounts, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.accountView == nil {
-		a, err := NewAccounts(f.Registry.Registry().V1alpha1().ImageRegistryAccounts())
-		if err != nil {
-			return nil, err
-		}
-		f.accountView = a
-	}
-	return f.accountView, nil
+// Accounts returns the view of the ImageRegistryAccounts.
+func (f *Factory) Accounts() *Accounts {
+	return NewAccounts(f.Registry.Registry().V1alpha1().ImageRegistryAccounts())
 }
 
 // Start starts every informer that was asked for.
@@ -126,19 +100,15 @@ func (f *Factory) Shutdown() {
 }
 
 // Secrets is a Secret informer read through a lister that expands compact
-// entries and sees the owner's recent writes.
+// entries.
 type Secrets struct {
 	informer cache.SharedIndexInformer
 	view     *view[*corev1.Secret]
 }
 
 // NewSecrets wraps an informer that runs Transform.
-func NewSecrets(inf coreinformers.SecretInformer) (*Secrets, error) {
-	v, err := newView(inf.Informer(), corev1.Resource("secrets"), expandSecret)
-	if err != nil {
-		return nil, err
-	}
-	return &Secrets{informer: inf.Informer(), view: v}, nil
+func NewSecrets(inf coreinformers.SecretInformer) *Secrets {
+	return &Secrets{informer: inf.Informer(), view: &view[*corev1.Secret]{inf.Informer(), corev1.Resource("secrets"), expandSecret}}
 }
 
 // Lister returns a lister of typed, trimmed Secrets.
@@ -153,23 +123,16 @@ func (s *Secrets) AddEventHandler(h cache.ResourceEventHandler) (cache.ResourceE
 // HasSynced tells whether the informer has synced.
 func (s *Secrets) HasSynced() bool { return s.informer.HasSynced() }
 
-// Wrote records a Secret the caller just wrote (the API server's answer).
-func (s *Secrets) Wrote(obj *corev1.Secret) { s.view.wrote(obj) }
-
 // Accounts is an ImageRegistryAccount informer read through a lister that
-// expands compact entries and sees the owner's recent writes.
+// expands compact entries.
 type Accounts struct {
 	informer cache.SharedIndexInformer
 	view     *view[*v1alpha1.ImageRegistryAccount]
 }
 
 // NewAccounts wraps an informer that runs Transform.
-func NewAccounts(inf registryinformers.ImageRegistryAccountInformer) (*Accounts, error) {
-	v, err := newView(inf.Informer(), v1alpha1.Resource("imageregistryaccounts"), expandAccount)
-	if err != nil {
-		return nil, err
-	}
-	return &Accounts{informer: inf.Informer(), view: v}, nil
+func NewAccounts(inf registryinformers.ImageRegistryAccountInformer) *Accounts {
+	return &Accounts{informer: inf.Informer(), view: &view[*v1alpha1.ImageRegistryAccount]{inf.Informer(), v1alpha1.Resource("imageregistryaccounts"), expandAccount}}
 }
 
 // Lister returns a lister of typed, trimmed accounts.
@@ -183,32 +146,21 @@ func (a *Accounts) AddEventHandler(h cache.ResourceEventHandler) (cache.Resource
 // HasSynced tells whether the informer has synced.
 func (a *Accounts) HasSynced() bool { return a.informer.HasSynced() }
 
-// Wrote records an account the caller just wrote.
-func (a *Accounts) Wrote(obj *v1alpha1.ImageRegistryAccount) { a.view.wrote(obj) }
-
-// Objects is an informer of typed objects (push or pull objects) with the
-// owner's recent writes in front. Its informer is exposed for indexers and
-// handlers: it holds typed objects only.
+// Objects is an informer of typed objects (push or pull objects) with a
+// typed Get. Its informer is exposed for indexers and handlers: it holds
+// typed objects only.
 type Objects[T runtime.Object] struct {
 	Informer cache.SharedIndexInformer
 	view     *view[T]
 }
 
 // NewObjects wraps an informer of T's resource.
-func NewObjects[T runtime.Object](inf cache.SharedIndexInformer, resource string) (*Objects[T], error) {
-	v, err := newView(inf, v1alpha1.Resource(resource), func(obj any) (T, bool) {
+func NewObjects[T runtime.Object](inf cache.SharedIndexInformer, resource string) *Objects[T] {
+	return &Objects[T]{Informer: inf, view: &view[T]{inf, v1alpha1.Resource(resource), func(obj any) (T, bool) {
 		t, ok := obj.(T)
 		return t, ok
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Objects[T]{Informer: inf, view: v}, nil
+	}}}
 }
 
-// Get returns the newer of the cached object and the caller's last write;
-// it is shared: copy before changing it.
+// Get returns the cached object; it is shared: copy before changing it.
 func (o *Objects[T]) Get(namespace, name string) (T, error) { return o.view.get(namespace, name) }
-
-// Wrote records an object the caller just wrote.
-func (o *Objects[T]) Wrote(obj T) { o.view.wrote(obj) }

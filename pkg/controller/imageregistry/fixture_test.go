@@ -74,10 +74,7 @@ func (f *fixture) controller() *Controller {
 	kubeFactory := kubeinformers.NewSharedInformerFactory(f.kubeClient, 0)
 	regFactory := informers.NewSharedInformerFactory(f.client, 0)
 	secretInformer := kubeFactory.Core().V1().Secrets()
-	secretView, err := objectcache.NewSecrets(secretInformer)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	secretView := objectcache.NewSecrets(secretInformer)
 	c, err := NewController(ctx, f.kubeClient, f.client, f.dynamic,
 		regFactory.Registry().V1alpha1().ImageRegistries(),
 		kubeFactory.Apps().V1().StatefulSets(),

@@ -154,7 +154,6 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if err != nil {
 		return fmt.Errorf("update status of ImageRegistryAccount %s: %w", klog.KObj(acc), err)
 	}
-	c.accounts.Wrote(updated)
 	old, cur := readyReason(acc.Status), readyReason(desired.Status)
 	if badInput(cur) && cur != old {
 		c.recorder.Event(updated, corev1.EventTypeWarning, cur, readyMessage(desired.Status))

@@ -72,10 +72,7 @@ func (f *fixture) controller() *Controller {
 	f.t.Helper()
 	factory := informers.NewSharedInformerFactory(f.client, 0)
 	inf := factory.Registry().V1alpha1().ImageRegistryAccounts()
-	accounts, err := objectcache.NewAccounts(inf)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	accounts := objectcache.NewAccounts(inf)
 	c, err := NewController(f.ctx, f.kubeClient, f.client, accounts, Options{Clock: f.clock})
 	if err != nil {
 		f.t.Fatal(err)

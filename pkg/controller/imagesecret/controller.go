@@ -196,11 +196,7 @@ type Informers struct {
 // NewPushController returns the controller of ImagePushSecrets.
 func NewPushController(ctx context.Context, kubeClient kubernetes.Interface, registryClient versioned.Interface,
 	inf Informers, pushInformer registryinformers.ImagePushSecretInformer, opts Options) (*Controller, error) {
-	a, err := newPushAccess(registryClient, pushInformer)
-	if err != nil {
-		return nil, err
-	}
-	return newController(ctx, kubeClient, registryClient, inf, a, opts, newRecorder(ctx, kubeClient, credentials.KindPush))
+	return newController(ctx, kubeClient, registryClient, inf, newPushAccess(registryClient, pushInformer), opts, newRecorder(ctx, kubeClient, credentials.KindPush))
 }
 
 // NewPullController returns the controller of ImagePullSecrets.
@@ -209,18 +205,11 @@ func NewPullController(ctx context.Context, kubeClient kubernetes.Interface, reg
 	if inf.ServiceAccounts == nil {
 		return nil, errors.New("the pull controller needs a ServiceAccount informer")
 	}
-	a, err := newPullAccess(registryClient, pullInformer)
-	if err != nil {
-		return nil, err
-	}
-	return newController(ctx, kubeClient, registryClient, inf, a, opts, newRecorder(ctx, kubeClient, credentials.KindPull))
+	return newController(ctx, kubeClient, registryClient, inf, newPullAccess(registryClient, pullInformer), opts, newRecorder(ctx, kubeClient, credentials.KindPull))
 }
 
-func newPushAccess(client versioned.Interface, inf registryinformers.ImagePushSecretInformer) (*access[*v1alpha1.ImagePushSecret], error) {
-	objects, err := objectcache.NewObjects[*v1alpha1.ImagePushSecret](inf.Informer(), "imagepushsecrets")
-	if err != nil {
-		return nil, err
-	}
+func newPushAccess(client versioned.Interface, inf registryinformers.ImagePushSecretInformer) *access[*v1alpha1.ImagePushSecret] {
+	objects := objectcache.NewObjects[*v1alpha1.ImagePushSecret](inf.Informer(), "imagepushsecrets")
 	return &access[*v1alpha1.ImagePushSecret]{
 		kind:    credentials.KindPush,
 		objects: objects,
@@ -228,14 +217,11 @@ func newPushAccess(client versioned.Interface, inf registryinformers.ImagePushSe
 		client: func(ns string) typedClient[*v1alpha1.ImagePushSecret] {
 			return client.RegistryV1alpha1().ImagePushSecrets(ns)
 		},
-	}, nil
+	}
 }
 
-func newPullAccess(client versioned.Interface, inf registryinformers.ImagePullSecretInformer) (*access[*v1alpha1.ImagePullSecret], error) {
-	objects, err := objectcache.NewObjects[*v1alpha1.ImagePullSecret](inf.Informer(), "imagepullsecrets")
-	if err != nil {
-		return nil, err
-	}
+func newPullAccess(client versioned.Interface, inf registryinformers.ImagePullSecretInformer) *access[*v1alpha1.ImagePullSecret] {
+	objects := objectcache.NewObjects[*v1alpha1.ImagePullSecret](inf.Informer(), "imagepullsecrets")
 	return &access[*v1alpha1.ImagePullSecret]{
 		kind:    credentials.KindPull,
 		objects: objects,
@@ -243,7 +229,7 @@ func newPullAccess(client versioned.Interface, inf registryinformers.ImagePullSe
 		client: func(ns string) typedClient[*v1alpha1.ImagePullSecret] {
 			return client.RegistryV1alpha1().ImagePullSecrets(ns)
 		},
-	}, nil
+	}
 }
 
 func newRecorder(ctx context.Context, kubeClient kubernetes.Interface, kind credentials.Kind) record.EventRecorder {

@@ -552,48 +552,25 @@ func (f *fixture) syncCaches() {
 	replace(v.ImageRegistryAccounts().Informer(), l5, err)
 	l6, err := f.kube.CoreV1().ServiceAccounts("").List(ctx, metav1.ListOptions{})
 	replace(f.kubeInformers.Core().V1().ServiceAccounts().Informer(), l6, err)
-	if f.c != nil {
-		f.caughtUp()
-	}
 }
 
-// views wraps the fixture's informers as the operator does. Fresh views
-// hold none of the controller's earlier writes.
+// views wraps the fixture's informers as the operator does.
 func (f *fixture) views() (Informers, objectAccess) {
 	f.t.Helper()
 	v := f.informers.Registry().V1alpha1()
-	secrets, err := objectcache.NewSecrets(f.kubeInformers.Core().V1().Secrets())
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	accounts, err := objectcache.NewAccounts(v.ImageRegistryAccounts())
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var objects objectAccess
+	var objects objectAccess = newPushAccess(f.client, v.ImagePushSecrets())
 	if f.kind == credentials.KindPull {
-		objects, err = newPullAccess(f.client, v.ImagePullSecrets())
-	} else {
-		objects, err = newPushAccess(f.client, v.ImagePushSecrets())
+		objects = newPullAccess(f.client, v.ImagePullSecrets())
 	}
-	if err != nil {
-		f.t.Fatal(err)
+	inf := Informers{
+		Secrets:    objectcache.NewSecrets(f.kubeInformers.Core().V1().Secrets()),
+		Accounts:   objectcache.NewAccounts(v.ImageRegistryAccounts()),
+		Registries: v.ImageRegistries(),
 	}
-	inf := Informers{Secrets: secrets, Accounts: accounts, Registries: v.ImageRegistries()}
 	if f.kind == credentials.KindPull {
 		inf.ServiceAccounts = f.kubeInformers.Core().V1().ServiceAccounts()
 	}
 	return inf, objects
-}
-
-// caughtUp makes the controller read the caches as an informer that has
-// seen every event (deletions included) would: without the views' record
-// of its own writes, which syncCaches has made redundant.
-func (f *fixture) caughtUp() {
-	inf, objects := f.views()
-	f.c.secrets, f.c.secretLister = inf.Secrets, inf.Secrets.Lister()
-	f.c.accounts, f.c.accountLister = inf.Accounts, inf.Accounts.Lister()
-	f.c.objects = objects
 }
 
 // sync runs one sync of ns/name on fresh caches and returns its error; the

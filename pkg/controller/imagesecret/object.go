@@ -37,7 +37,7 @@ func wrapPull(o *v1alpha1.ImagePullSecret) *imageSecret {
 // objectAccess hides which of the two kinds a controller serves. Every
 // method returns a deep copy the caller owns.
 type objectAccess interface {
-	// get reads the cache (with this controller's own recent writes).
+	// get reads the informer cache.
 	get(namespace, name string) (*imageSecret, error)
 	// getLive reads the API server.
 	getLive(ctx context.Context, namespace, name string) (*imageSecret, error)
@@ -83,7 +83,6 @@ func (a *access[T]) update(ctx context.Context, o *imageSecret) (*imageSecret, e
 	if err != nil {
 		return nil, err
 	}
-	a.objects.Wrote(r)
 	return a.wrap(r), nil
 }
 
@@ -92,7 +91,6 @@ func (a *access[T]) updateStatus(ctx context.Context, o *imageSecret) (*imageSec
 	if err != nil {
 		return nil, err
 	}
-	a.objects.Wrote(r)
 	return a.wrap(r), nil
 }
 

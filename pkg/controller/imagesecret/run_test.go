@@ -31,14 +31,7 @@ import (
 func runController(ctx context.Context, t *testing.T, kube *k8sfake.Clientset, client *fake.Clientset, workers int) <-chan error {
 	t.Helper()
 	factory := objectcache.NewFactory(kube, client, metav1.NamespaceAll, 0)
-	secrets, err := factory.Secrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	accounts, err := factory.Accounts()
-	if err != nil {
-		t.Fatal(err)
-	}
+	secrets, accounts := factory.Secrets(), factory.Accounts()
 	v := factory.Registry.Registry().V1alpha1()
 	c, err := NewPushController(ctx, kube, client, Informers{Secrets: secrets, Accounts: accounts, Registries: v.ImageRegistries()},
 		v.ImagePushSecrets(), Options{BcryptCost: bcrypt.MinCost, DefaultRegistry: types.NamespacedName{Namespace: regNS, Name: regName}})

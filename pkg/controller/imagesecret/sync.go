@@ -32,8 +32,7 @@ type syncState struct {
 }
 
 // sync brings one object's Secret and account in step with its status:
-// read, decide, apply. It decides from the informer caches, which also hold
-// this controller's own recent writes (objectcache); every write is
+// read, decide, apply. It decides from the informer caches; every write is
 // conditional (resourceVersion preconditions, creates), so where the cache
 // is behind the API server a write fails with Conflict, AlreadyExists or
 // NotFound instead of overwriting anything, and the sync reads the three
@@ -218,18 +217,14 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *syncSta
 	desiredAccount := c.desiredAccount(w.cr, w.ref)
 	switch {
 	case w.account == nil:
-		created, err := accounts.Create(ctx, desiredAccount, metav1.CreateOptions{})
-		if err != nil {
+		if _, err := accounts.Create(ctx, desiredAccount, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating account %s for %s %s: %w", klog.KObj(desiredAccount), c.kind, ref, err)
 		}
-		c.accounts.Wrote(created)
 		metrics.AccountOperations.WithLabelValues(string(c.kind), "created").Inc()
 	case !accountUpToDate(w.account, desiredAccount):
-		updated, err := accounts.Update(ctx, mergeAccount(w.account, desiredAccount), metav1.UpdateOptions{})
-		if err != nil {
+		if _, err := accounts.Update(ctx, mergeAccount(w.account, desiredAccount), metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("updating account %s for %s %s: %w", klog.KObj(desiredAccount), c.kind, ref, err)
 		}
-		c.accounts.Wrote(updated)
 	}
 
 	// 3. Only now may the plaintexts reach the Secret.
@@ -240,25 +235,21 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *syncSta
 	secrets := c.kubeClient.CoreV1().Secrets(w.cr.meta.Namespace)
 	switch {
 	case w.secret == nil:
-		created, err := secrets.Create(ctx, desired, metav1.CreateOptions{})
-		if err != nil {
+		if _, err := secrets.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating Secret %s: %w", klog.KObj(desired), err)
 		}
-		c.secrets.Wrote(created)
 	case w.secret.Type != desired.Type:
 		// The type of a Secret is immutable.
 		uid := w.secret.UID
 		if err := secrets.Delete(ctx, desired.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("replacing Secret %s of the wrong type: %w", klog.KObj(desired), err)
 		}
-		created, err := secrets.Create(ctx, desired, metav1.CreateOptions{})
-		if err != nil {
+		if _, err := secrets.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating Secret %s: %w", klog.KObj(desired), err)
 		}
-		c.secrets.Wrote(created)
 		c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, ReasonSecretRestored, "Recreated Secret %s with type %s", desired.Name, desired.Type)
 	case !secretUpToDate(w.secret, desired):
-		updated, err := secrets.Update(ctx, mergeSecret(w.secret, desired), metav1.UpdateOptions{})
+		_, err := secrets.Update(ctx, mergeSecret(w.secret, desired), metav1.UpdateOptions{})
 		if apierrors.IsNotFound(err) && d.action == actionRotate {
 			// The Secret was deleted after this rotation was published,
 			// so its password never reached a Secret. The status says so
@@ -272,7 +263,6 @@ func (c *Controller) apply(ctx context.Context, key cache.ObjectName, w *syncSta
 		if err != nil {
 			return fmt.Errorf("updating Secret %s: %w", klog.KObj(desired), err)
 		}
-		c.secrets.Wrote(updated)
 		if d.action == actionKeep || d.action == actionReplaceNext {
 			c.recorder.Eventf(w.cr.obj, corev1.EventTypeNormal, ReasonSecretRestored, "Restored Secret %s", desired.Name)
 		}
