@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -180,6 +182,23 @@ func TestCompactListersAndHandlers(t *testing.T) {
 	// Not NewClientset: its field manager has no models of this API's types
 	// (see the imagesecret fixture).
 	client := fake.NewSimpleClientset(account) //nolint:staticcheck
+	// The fake clients' watches do not resume from a resourceVersion: a
+	// change made before a watch starts is lost. Note when both started.
+	watching := make(chan struct{}, 2)
+	for _, c := range []interface {
+		PrependWatchReactor(string, k8stesting.WatchReactionFunc)
+		Tracker() k8stesting.ObjectTracker
+	}{kube, client} {
+		c := c
+		c.PrependWatchReactor("*", func(action k8stesting.Action) (bool, watch.Interface, error) {
+			w, err := c.Tracker().Watch(action.GetResource(), action.GetNamespace())
+			if err != nil {
+				return false, nil, err
+			}
+			watching <- struct{}{}
+			return true, w, nil
+		})
+	}
 	f := NewFactory(kube, client, metav1.NamespaceAll, 0)
 	secrets, accounts := f.Secrets(), f.Accounts()
 	added, deleted := make(chan any, 10), make(chan any, 10)
@@ -317,6 +336,13 @@ func TestCompactListersAndHandlers(t *testing.T) {
 		check("tombstone of", cache.DeletedFinalStateUnknown{Key: key, Obj: obj})
 	}
 
+	for range 2 {
+		select {
+		case <-watching:
+		case <-time.After(wait.ForeverTestTimeout):
+			t.Fatal("the informers' watches did not start")
+		}
+	}
 	if err := kube.CoreV1().Secrets("team").Delete(ctx, secret.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
