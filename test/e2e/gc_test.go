@@ -40,54 +40,6 @@ import (
 // a run takes seconds).
 const gcTimeout = 3 * time.Minute
 
-// startDataPlaneWith is startDataPlane with options of the test's.
-func (u *userEnv) startDataPlaneWith(t *testing.T, registry string, mutate func(*dataplane.Options)) {
-	t.Helper()
-	binDir, err := framework.DefaultBinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp(u.dir, "registry-"+registry+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := dataplane.Options{
-		RestConfig: u.cp.RestConfig, Namespace: u.ns, Name: registry, BinDir: binDir,
-		Dir: filepath.Join(dir, "dataplane"), Logf: t.Logf,
-	}
-	mutate(&opts)
-	dp, err := dataplane.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.dp = dp
-	t.Cleanup(func() {
-		logs, _ := filepath.Glob(filepath.Join(dp.LogDir(), "*.log"))
-		if t.Failed() {
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("%s:\n%s", filepath.Base(l), tail(string(b), 3000))
-			}
-		}
-		if err := dp.Stop(); err != nil {
-			t.Errorf("stopping the data plane: %v", err)
-		}
-	})
-	if err := dp.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	logs, _ := filepath.Glob(filepath.Join(dp.LogDir(), "*.log"))
-	u.logFiles = append(u.logFiles, logs...)
-	scratch := filepath.Join(dir, "client")
-	if err := os.MkdirAll(scratch, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	u.crane = dp.Client(scratch)
-	t.Logf("data plane of %s/%s ready: %s -> %s", u.ns, registry, dp.Hostname(), dp.Addr)
-}
-
 // layerOf writes a tar layer with one file of n random bytes.
 func layerOf(t *testing.T, dir, name string, n int) string {
 	t.Helper()
@@ -318,7 +270,7 @@ func TestGC(t *testing.T) {
 	u := newUserEnv(t)
 	u.applyExamples(t)
 	gate := newCollectorGate()
-	u.startDataPlaneWith(t, exampleRegistry, func(o *dataplane.Options) { o.BeforeOneShot = gate.before })
+	u.startDataPlaneWith(t, exampleRegistry, 0, func(o *dataplane.Options) { o.BeforeOneShot = gate.before })
 	var last time.Time
 	eventually(t, readyTimeout, "the registry to be Ready", func(ctx context.Context) (bool, error) {
 		r, err := u.registry.RegistryV1alpha1().ImageRegistries(u.ns).Get(ctx, exampleRegistry, metav1.GetOptions{})

@@ -175,7 +175,7 @@ spec:
 `, upUser, upPassword, name, up.addr, name, name), "apply", "-f", "-")
 	// The upstream password must not show in any log either.
 	u.pw.add(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: u.ns, Name: "upstream-login"}, Data: map[string][]byte{"password": []byte(upPassword)}})
-	u.startDataPlaneWith(t, name, func(o *dataplane.Options) { o.HostServices = append(o.HostServices, up.addr) })
+	u.startDataPlaneWith(t, name, 0, func(o *dataplane.Options) { o.HostServices = append(o.HostServices, up.addr) })
 	u.waitReady(t, readyTimeout, "imageregistry/"+name, "imagepullsecret/cache", "imagepushsecret/cache")
 	ctx := context.Background()
 	pull := u.creds(t, u.ns, "cache-image-pull-secret")

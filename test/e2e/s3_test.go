@@ -123,45 +123,7 @@ spec:
 // reach hostServices (the S3 server) from their network namespaces.
 func (u *userEnv) startReplicas(t *testing.T, registry string, replicas int, hostServices ...string) {
 	t.Helper()
-	binDir, err := framework.DefaultBinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp(u.dir, "registry-"+registry+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dp, err := dataplane.Start(ctx, dataplane.Options{
-		RestConfig: u.cp.RestConfig, Namespace: u.ns, Name: registry, BinDir: binDir,
-		Dir: filepath.Join(dir, "dataplane"), Logf: t.Logf, HostServices: hostServices,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.dp = dp
-	t.Cleanup(func() {
-		logs, _ := filepath.Glob(filepath.Join(dp.LogDir(), "*.log"))
-		if t.Failed() {
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("%s:\n%s", filepath.Base(l), tail(string(b), 3000))
-			}
-		}
-		if err := dp.Stop(); err != nil {
-			t.Errorf("stopping the data plane: %v", err)
-		}
-	})
-	if err := dp.WaitReadyPods(ctx, replicas); err != nil {
-		t.Fatal(err)
-	}
-	scratch := filepath.Join(dir, "client")
-	if err := os.MkdirAll(scratch, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	u.crane = dp.Client(scratch)
-	t.Logf("data plane of %s/%s ready: %d pods %v, Service %s -> %s", u.ns, registry, replicas, dp.Pods(), dp.Hostname(), dp.Addr)
+	u.startDataPlaneWith(t, registry, replicas, func(o *dataplane.Options) { o.HostServices = hostServices })
 }
 
 // podClient is a crane client that reaches only pod.

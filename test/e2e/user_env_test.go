@@ -133,6 +133,13 @@ func (u *userEnv) applyExamples(t *testing.T) {
 // it to serve.
 func (u *userEnv) startDataPlane(t *testing.T, registry string) {
 	t.Helper()
+	u.startDataPlaneWith(t, registry, 0, nil)
+}
+
+// startDataPlaneWith is startDataPlane with options the test changes in
+// mutate (may be nil); with replicas > 0 it waits for that many Ready pods.
+func (u *userEnv) startDataPlaneWith(t *testing.T, registry string, replicas int, mutate func(*dataplane.Options)) {
+	t.Helper()
 	binDir, err := framework.DefaultBinDir()
 	if err != nil {
 		t.Fatal(err)
@@ -143,10 +150,14 @@ func (u *userEnv) startDataPlane(t *testing.T, registry string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp, err := dataplane.Start(ctx, dataplane.Options{
+	opts := dataplane.Options{
 		RestConfig: u.cp.RestConfig, Namespace: u.ns, Name: registry, BinDir: binDir,
 		Dir: filepath.Join(dir, "dataplane"), Logf: t.Logf,
-	})
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	dp, err := dataplane.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +174,12 @@ func (u *userEnv) startDataPlane(t *testing.T, registry string) {
 			t.Errorf("stopping the data plane: %v", err)
 		}
 	})
-	if err := dp.WaitReady(ctx); err != nil {
+	if replicas > 0 {
+		err = dp.WaitReadyPods(ctx, replicas)
+	} else {
+		err = dp.WaitReady(ctx)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	logs, _ := filepath.Glob(filepath.Join(dp.LogDir(), "*.log"))
@@ -173,7 +189,7 @@ func (u *userEnv) startDataPlane(t *testing.T, registry string) {
 		t.Fatal(err)
 	}
 	u.crane = dp.Client(scratch)
-	t.Logf("data plane of %s/%s ready: %s -> %s", u.ns, registry, dp.Hostname(), dp.Addr)
+	t.Logf("data plane of %s/%s ready: pods %v, Service %s -> %s", u.ns, registry, dp.Pods(), dp.Hostname(), dp.Addr)
 }
 
 // waitReady waits for the Ready condition of objects ("kind/name") with
