@@ -230,22 +230,7 @@ func TestAPIServerRejectsInvalid(t *testing.T) {
 func TestAPIPrinterColumns(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	root, err := framework.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	overlay := t.TempDir()
-	rel, err := filepath.Rel(overlay, filepath.Join(root, "artifacts", "deploy", "namespaced"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kustomization := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: " + e.ns + "\nresources:\n- " + rel + "\n"
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := e.cp.Kubectl(ctx, "apply", "-k", overlay); err != nil {
-		t.Fatalf("kubectl apply -k: %v\n%s", err, out)
-	}
+	e.applyNamespacedInstall(t)
 	sa := "system:serviceaccount:" + e.ns + ":image-registry-operator"
 	if out, _ := e.cp.Kubectl(ctx, "auth", "can-i", "--as="+sa, "update", "imageregistryaccounts.registry.mgoltzsche.github.com/status", "-n", e.ns); strings.TrimSpace(string(out)) != "yes" {
 		t.Fatalf("can the operator update account status? %q, want yes", out)

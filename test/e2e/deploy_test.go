@@ -50,19 +50,15 @@ func serviceAccountKubeconfig(t *testing.T, e *env, namespace, name string) (str
 
 func ptrTo[T any](v T) *T { return &v }
 
-// TestDeployNamespacedWithOwnRBAC applies the namespaced install variant
-// with kubectl -k, runs the operator with its ServiceAccount's token, and
-// completes the credentials scenario with those rights only; a request
-// outside them is refused.
-func TestDeployNamespacedWithOwnRBAC(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
+// applyNamespacedInstall applies the namespaced install variant into the
+// test's namespace (it installs into "registry": a kustomization on top
+// renders it here, as a user would) and returns kubectl's output.
+func (e *env) applyNamespacedInstall(t *testing.T) []byte {
+	t.Helper()
 	root, err := framework.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The variant installs into namespace "registry"; render it into this
-	// test's namespace with a kustomization on top, as a user would.
 	overlay := t.TempDir()
 	rel, err := filepath.Rel(overlay, filepath.Join(root, "artifacts", "deploy", "namespaced"))
 	if err != nil {
@@ -72,10 +68,21 @@ func TestDeployNamespacedWithOwnRBAC(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.cp.Kubectl(ctx, "apply", "-k", overlay)
+	out, err := e.cp.Kubectl(context.Background(), "apply", "-k", overlay)
 	if err != nil {
 		t.Fatalf("kubectl apply -k: %v\n%s", err, out)
 	}
+	return out
+}
+
+// TestDeployNamespacedWithOwnRBAC applies the namespaced install variant
+// with kubectl -k, runs the operator with its ServiceAccount's token, and
+// completes the credentials scenario with those rights only; a request
+// outside them is refused.
+func TestDeployNamespacedWithOwnRBAC(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	out := e.applyNamespacedInstall(t)
 	for _, want := range []string{"serviceaccount/image-registry-operator", "clusterrole.rbac.authorization.k8s.io/image-registry-operator", "clusterrole.rbac.authorization.k8s.io/image-registry-operator-token-server", "rolebinding.rbac.authorization.k8s.io/image-registry-operator", "deployment.apps/image-registry-operator"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kubectl apply -k did not create %s:\n%s", want, out)

@@ -2,7 +2,6 @@ package imageregistry
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -16,13 +15,13 @@ import (
 	"k8s.io/client-go/dynamic"
 	kubeinformers "k8s.io/client-go/informers"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
-	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/internal/fakeactions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
@@ -174,30 +173,7 @@ func (f *fixture) mustSync(reg *v1alpha1.ImageRegistry) *Controller {
 // and every read that bypasses the cache; list/watch of informers and
 // discovery reads are left out.
 func (f *fixture) actions() []string {
-	var out []string
-	all := append(f.kubeClient.Actions(), f.client.Actions()...)
-	for _, a := range all {
-		if a.GetVerb() == "list" || a.GetVerb() == "watch" || a.GetResource().Resource == "resource" {
-			continue
-		}
-		res := a.GetResource().Resource
-		if a.GetSubresource() != "" {
-			res += "/" + a.GetSubresource()
-		}
-		name := ""
-		switch a := a.(type) {
-		case core.CreateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		case core.UpdateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		case core.GetAction:
-			name = a.GetName()
-		case core.DeleteAction:
-			name = a.GetName()
-		}
-		out = append(out, fmt.Sprintf("%s %s %s/%s", a.GetVerb(), res, a.GetNamespace(), name))
-	}
-	return out
+	return fakeactions.Writes(f.kubeClient.Actions(), f.client.Actions())
 }
 
 func (f *fixture) expectActions(want ...string) {

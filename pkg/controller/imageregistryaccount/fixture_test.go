@@ -2,7 +2,6 @@ package imageregistryaccount
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -13,13 +12,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
-	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/internal/fakeactions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/objectcache"
@@ -115,27 +114,7 @@ func (f *fixture) sync(a *v1alpha1.ImageRegistryAccount) *Controller {
 // actions are "verb resource[/subresource] namespace/name" of every call
 // but the informers' list and watch.
 func (f *fixture) actions() []string {
-	var out []string
-	for _, a := range append(f.kubeClient.Actions(), f.client.Actions()...) {
-		if a.GetVerb() == "list" || a.GetVerb() == "watch" {
-			continue
-		}
-		res := a.GetResource().Resource
-		if a.GetSubresource() != "" {
-			res += "/" + a.GetSubresource()
-		}
-		name := ""
-		switch a := a.(type) {
-		case core.CreateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		case core.UpdateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		case core.GetAction:
-			name = a.GetName()
-		}
-		out = append(out, fmt.Sprintf("%s %s %s/%s", a.GetVerb(), res, a.GetNamespace(), name))
-	}
-	return out
+	return fakeactions.Writes(f.kubeClient.Actions(), f.client.Actions())
 }
 
 func (f *fixture) expectActions(want ...string) {

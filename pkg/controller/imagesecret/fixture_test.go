@@ -31,6 +31,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/internal/fakeactions"
 	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 	"github.com/image-registry-operator/image-registry-operator/pkg/generated/clientset/versioned/fake"
 	informers "github.com/image-registry-operator/image-registry-operator/pkg/generated/informers/externalversions"
@@ -184,7 +185,7 @@ func newFixture(t *testing.T, kind credentials.Kind, objects ...runtime.Object) 
 		if a.GetVerb() == "list" || a.GetVerb() == "watch" {
 			return false, nil, nil
 		}
-		s := actionString(a)
+		s := fakeactions.String(a)
 		f.mu.Lock()
 		f.log = append(f.log, s)
 		f.mu.Unlock()
@@ -296,25 +297,6 @@ func mergePatch(tracker core.ObjectTracker, nextRV func() string, gvr schema.Gro
 		return true, nil, err
 	}
 	return true, obj.DeepCopyObject(), nil
-}
-
-// actionString formats an action as the imageregistry fixture does:
-// "verb resource[/subresource] namespace/name", the name taken from the
-// object for a create or an update (generateName is not used here) and
-// from the request otherwise.
-func actionString(a core.Action) string {
-	res := a.GetResource().Resource
-	if sub := a.GetSubresource(); sub != "" {
-		res += "/" + sub
-	}
-	var name string
-	switch a := a.(type) {
-	case core.CreateAction: // and core.UpdateAction: same method set
-		name = a.GetObject().(metav1.Object).GetName()
-	case interface{ GetName() string }: // get, delete, patch
-		name = a.GetName()
-	}
-	return fmt.Sprintf("%s %s %s/%s", a.GetVerb(), res, a.GetNamespace(), name)
 }
 
 func (f *fixture) nextRV() string {

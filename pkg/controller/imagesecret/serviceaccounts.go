@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+	"github.com/image-registry-operator/image-registry-operator/pkg/controller/worker"
 )
 
 // ServiceAccounts (ImagePullSecret spec.serviceAccounts). The pull
@@ -146,14 +147,11 @@ func (c *Controller) patchServiceAccount(ctx context.Context, sa *corev1.Service
 // select ServiceAccounts, or whose Secret the operator recorded on this
 // one.
 func (c *Controller) handleServiceAccount(obj interface{}) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	sa, ok := obj.(*corev1.ServiceAccount)
+	sa, ok := worker.MetaObject(obj)
 	if !ok {
 		return
 	}
-	objs, err := c.objectIndexer.ByIndex(cache.NamespaceIndex, sa.Namespace)
+	objs, err := c.objectIndexer.ByIndex(cache.NamespaceIndex, sa.GetNamespace())
 	if err != nil {
 		return
 	}

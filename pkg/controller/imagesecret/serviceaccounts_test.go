@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
@@ -185,5 +186,26 @@ func TestPushObjectsTouchNoServiceAccount(t *testing.T) {
 	f.mustSync("team", "ci")
 	if got, rec := f.pullSecrets("default"); len(got) != 0 || rec != "" {
 		t.Errorf("push object changed a ServiceAccount: %q, %q", got, rec)
+	}
+}
+
+// A ServiceAccount event (a tombstone too) enqueues the namespace's
+// ImagePullSecrets that select ServiceAccounts, and no other.
+func TestServiceAccountEventsEnqueueSelectingObjects(t *testing.T) {
+	selecting := newObject(credentials.KindPull, "team", "ci").(*v1alpha1.ImagePullSecret)
+	selecting.Spec.ServiceAccounts = []string{"default"}
+	f := newFixture(t, credentials.KindPull, registry(regNS, regName, true), selecting,
+		newObject(credentials.KindPull, "team", "plain"), newObject(credentials.KindPull, "other", "ci"))
+	f.syncCaches()
+	for _, obj := range []any{serviceAccount("builder"), cache.DeletedFinalStateUnknown{Key: "team/builder", Obj: serviceAccount("builder")}} {
+		f.c.handleServiceAccount(obj)
+		if n := f.c.queue.Len(); n != 1 {
+			t.Fatalf("%T: %d keys queued, want team/ci only", obj, n)
+		}
+		k, _ := f.c.queue.Get()
+		if k.String() != "team/ci" {
+			t.Errorf("%T: queued %v, want team/ci", obj, k)
+		}
+		f.c.queue.Done(k)
 	}
 }
