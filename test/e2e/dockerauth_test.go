@@ -423,8 +423,9 @@ func refusedByAuth(err error) bool {
 }
 
 // tokenKeyRenewal deletes the registry's token Secret while a client pulls
-// all along: the operator makes a new key and lists it beside the old
-// one in jwks.json, the pod is replaced, and no pull is refused by auth.
+// all along: the operator writes the Secret back with the old key and a new
+// one, lists both in jwks.json, and switches to the new key once the
+// replaced pod trusts it; no pull is refused by auth.
 func (u *userEnv) tokenKeyRenewal(t *testing.T, ref, digest string) {
 	ctx := context.Background()
 	before, err := u.registryJWKSKeyIDs(ctx)
@@ -521,8 +522,17 @@ func (u *userEnv) tokenKeyRenewal(t *testing.T, ref, digest string) {
 		return len(kids) > len(before), fmt.Errorf("keys %v", kids)
 	})
 	t.Logf("jwks.json after %s: %v", time.Since(deleted).Round(100*time.Millisecond), after)
-	u.waitPodReplaced(t, oldPod, 2*time.Minute)
-	t.Logf("pod replaced and ready %s after the deletion; %d pulls succeeded in between (crane retries a refused connection itself)",
+	// The deleted key signs until the pod trusts the new one, which then
+	// signs from the next pod on: two replacements.
+	eventually(t, 3*time.Minute, "docker_auth to sign with a new key", func(context.Context) (bool, error) {
+		kid, err := u.tokenKeyIDErr(pull)
+		if err != nil {
+			return false, err
+		}
+		return !slices.Contains(before, kid), fmt.Errorf("signs with %s", kid)
+	})
+	u.waitPodReplaced(t, oldPod, time.Minute)
+	t.Logf("a new key signs %s after the deletion; %d pulls succeeded in between (crane retries a refused connection itself)",
 		time.Since(deleted).Round(100*time.Millisecond), okSoFar()-okAtDeletion)
 	// Pulls with tokens of the new key.
 	n := okSoFar()
@@ -552,18 +562,27 @@ func (u *userEnv) tokenKeyRenewal(t *testing.T, ref, digest string) {
 	t.Logf("docker_auth now signs with the new key %s", kid)
 }
 
-// tokenKeyID asks docker_auth for a pull token as a registry client would
-// (the realm, basic auth with creds, TLS verified with its CA) and returns
-// the key id in the token's header. The token itself is never logged.
+// tokenKeyID asks the token server for a pull token as a registry client
+// would (the realm, basic auth with creds, TLS verified with its CA) and
+// returns the key id in the token's header. The token itself is never logged.
 func (u *userEnv) tokenKeyID(t *testing.T, creds *dataplane.Credentials) string {
 	t.Helper()
-	ca, err := os.ReadFile(creds.CAFile)
+	kid, err := u.tokenKeyIDErr(creds)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kid
+}
+
+// tokenKeyIDErr is tokenKeyID that returns its error.
+func (u *userEnv) tokenKeyIDErr(creds *dataplane.Credentials) (string, error) {
+	ca, err := os.ReadFile(creds.CAFile)
+	if err != nil {
+		return "", err
+	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
-		t.Fatal("no CA certificate in ca.crt")
+		return "", errors.New("no CA certificate in ca.crt")
 	}
 	host := u.dp.Hostname()
 	var d net.Dialer
@@ -578,38 +597,39 @@ func (u *userEnv) tokenKeyID(t *testing.T, creds *dataplane.Credentials) string 
 			return d.DialContext(ctx, network, net.JoinHostPort(u.dp.Addr, port))
 		},
 	}}
+	defer client.CloseIdleConnections()
 	q := url.Values{"service": {host}, "scope": {"repository:" + u.ns + "/app:pull"}}
 	req, err := http.NewRequest(http.MethodGet, "https://"+net.JoinHostPort(host, "5001")+"/auth?"+q.Encode(), nil)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	req.SetBasicAuth(creds.Username, creds.Password)
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("token request: %v", err)
+		return "", fmt.Errorf("token request: %w", err)
 	}
 	defer resp.Body.Close()
 	var body struct {
 		Token string `json:"token"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("token request: %s", resp.Status)
+		return "", fmt.Errorf("token request: %s", resp.Status)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("token response: %v", err)
+		return "", fmt.Errorf("token response: %w", err)
 	}
 	header, _, ok := strings.Cut(body.Token, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(header)
 	if !ok || err != nil {
-		t.Fatalf("the token is no JWT (%v)", err)
+		return "", fmt.Errorf("the token is no JWT (%v)", err)
 	}
 	var h struct {
 		Kid string `json:"kid"`
 	}
 	if err := json.Unmarshal(raw, &h); err != nil || h.Kid == "" {
-		t.Fatalf("token header %s: no kid (%v)", raw, err)
+		return "", fmt.Errorf("token header %s: no kid (%v)", raw, err)
 	}
-	return h.Kid
+	return h.Kid, nil
 }
 
 // staticUser switches the registry to a user auth ConfigMap: the

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
@@ -78,7 +80,9 @@ const (
 // is renewed in two steps, so that no registry pod refuses a token another
 // pod signed: at the renewal time a next key is added and published in the
 // registry's JWKS; once the rolled-out pod template trusts it, it replaces
-// the signing key. A missing or broken key pair is replaced at once.
+// the signing key. A deleted Secret starts a renewal at once: its key pair
+// comes back from deletedTokenKeys as the signing key. A missing (and not
+// remembered) or broken key pair is replaced at once.
 func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) (*keyMaterial, error) {
 	cur, err := lookup(c.secretsLister.Secrets(reg.Namespace).Get(tokenSecretName(reg)))
 	if err != nil {
@@ -88,16 +92,23 @@ func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageR
 	if err != nil {
 		return nil, err
 	}
-	var kp, next *pki.KeyPair
+	regKey := cache.MetaObjectToName(reg)
+	var data map[string][]byte
+	restored := false
 	if cur != nil {
 		if err := checkControlled(reg, "Secret", cur); err != nil {
 			return nil, err
 		}
-		if p, err := pki.ParseKeyPair(cur.Data[corev1.TLSCertKey], cur.Data[corev1.TLSPrivateKeyKey]); err == nil {
-			kp = p
-			if n, err := pki.ParseKeyPair(cur.Data[nextTokenCertKey], cur.Data[nextTokenKeyKey]); err == nil {
-				next = n
-			}
+		c.deletedTokenKeys.forget(regKey)
+		data = cur.Data
+	} else {
+		data, restored = c.deletedTokenKeys.get(regKey)
+	}
+	var kp, next *pki.KeyPair
+	if p, err := pki.ParseKeyPair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey]); err == nil {
+		kp = p
+		if n, err := pki.ParseKeyPair(data[nextTokenCertKey], data[nextTokenKeyKey]); err == nil {
+			next = n
 		}
 	}
 	newKey := func() (*pki.KeyPair, error) {
@@ -117,10 +128,13 @@ func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageR
 		if trustsKey(sts, kid) {
 			kp, next = next, nil
 		}
-	case !st.now.Before(pki.RenewalTime(kp.Cert)):
+	case restored || !st.now.Before(pki.RenewalTime(kp.Cert)):
 		if next, err = newKey(); err != nil {
 			return nil, err
 		}
+	}
+	if restored {
+		klog.FromContext(ctx).Info("Token Secret deleted: writing it back with its signing key and a next key, which replaces it once every pod trusts it", "secret", klog.KRef(reg.Namespace, tokenSecretName(reg)))
 	}
 	desired := tlsSecret(reg, tokenSecretName(reg), kp.CertPEM, kp.KeyPEM, nil)
 	if next != nil {

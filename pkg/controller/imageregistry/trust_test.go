@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/yaml"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -223,8 +224,64 @@ func TestTokenKeyRenewal(t *testing.T) {
 }
 
 // TestDeletedTokenSecret: an admin who deletes the token Secret gets a new
-// key at once; tokens of the old one keep working until they expire.
+// key the way a scheduled renewal brings one: the deleted key comes back as
+// the signing key, the new one is published at once and signed with once
+// every pod trusts it. Pods that have not restarted yet never meet a
+// token signed with a key they do not trust.
 func TestDeletedTokenSecret(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	f := newFixture(t, nil, reg)
+	f.bumpGenerations()
+	f.mustSync(reg)
+	f.markRolledOut(reg)
+	old := f.signingKeyID(reg)
+	deleted := f.secret("team-a", "reg-auth-token")
+	tlsSecret := f.secret("team-a", "reg-tls")
+	if err := f.kubeClient.CoreV1().Secrets("team-a").Delete(f.ctx, "reg-auth-token", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The running operator saw the deletion (here as a tombstone, as after
+	// a missed watch event).
+	c := f.controller()
+	c.secretHandler().OnDelete(tlsSecret)
+	if _, ok := c.deletedTokenKeys.get(cache.MetaObjectToName(reg)); ok {
+		t.Fatal("a deleted serving certificate Secret was kept as token keys")
+	}
+	c.secretHandler().OnDelete(cache.DeletedFinalStateUnknown{Key: "team-a/reg-auth-token", Obj: deleted})
+	if err := c.syncHandler(f.ctx, cache.MetaObjectToName(reg)); err != nil {
+		t.Fatal(err)
+	}
+	s := f.secret("team-a", "reg-auth-token")
+	if f.signingKeyID(reg) != old || len(s.Data[nextTokenKeyKey]) == 0 {
+		t.Fatalf("written back with signing key %s (want the deleted %s) and keys %v (want a next key)", f.signingKeyID(reg), old, keys(s.Data))
+	}
+	next := keyID(t, s.Data[nextTokenCertKey], s.Data[nextTokenKeyKey])
+	if got := f.trustedKeyIDs(reg); !slices.Equal(got, []string{old, next}) {
+		t.Fatalf("JWKS trusts %v, want [signing %s, next %s]", got, old, next)
+	}
+	if tmpl := f.statefulSet(reg).Spec.Template; tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey] != old || !strings.Contains(tmpl.Annotations[v1alpha1.AnnotationTrustedTokenKeys], next) {
+		t.Fatalf("pod template annotations %v: want signing %s, trusting %s", tmpl.Annotations, old, next)
+	}
+
+	// Every pod trusts the new key: it signs, the deleted one is retired.
+	f.markRolledOut(reg)
+	f.mustSync(reg)
+	if f.signingKeyID(reg) != next {
+		t.Fatalf("after the rollout the signing key is %s, want %s", f.signingKeyID(reg), next)
+	}
+	if got := f.trustedKeyIDs(reg); !slices.Equal(got, []string{next, old}) {
+		t.Fatalf("JWKS trusts %v, want [%s, retired %s]", got, next, old)
+	}
+	if tmpl := f.statefulSet(reg).Spec.Template; tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey] != next {
+		t.Errorf("pod template signs with %s, want %s", tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey], next)
+	}
+}
+
+// TestDeletedTokenSecretUnseen: a token Secret deleted while no operator
+// watched (or just before it restarted) is gone with its key: a new key
+// signs at once, and the old one stays trusted until its tokens expire.
+func TestDeletedTokenSecretUnseen(t *testing.T) {
 	reg := newRegistry("team-a", "reg")
 	f := newFixture(t, nil, reg)
 	f.bumpGenerations()
