@@ -42,6 +42,9 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 		f.Kube.Rbac().V1().RoleBindings(),
 		// Registry and collector pods: only those the operator labelled.
 		f.Managed.Core().V1().Pods(),
+		// Volume claims: few, and a claim made from a volumeClaimTemplate
+		// carries no managed-by label.
+		f.Kube.Core().V1().PersistentVolumeClaims(),
 		imageregistry.Options{
 			OperatorNamespace:      o.operatorNamespace,
 			DNSZone:                o.dnsZone,

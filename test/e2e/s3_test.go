@@ -183,29 +183,7 @@ func TestS3Replicas(t *testing.T) {
 
 	var ref, digest string
 	step(t, "push through one pod, pull through the other", func(t *testing.T) {
-		push := u.creds(t, u.ns, examplePushSecret)
-		pull := u.creds(t, u.ns, examplePullSecret)
-		c0, c1 := u.podClient(t, pod0), u.podClient(t, pod1)
-		for _, dir := range []struct {
-			from, to string
-			push     *dataplane.Client
-			pull     *dataplane.Client
-		}{{pod0, pod1, c0, c1}, {pod1, pod0, c1, c0}} {
-			ref = u.image("app:" + dir.from)
-			pushed, err := dir.push.PushRandom(ctx, push, ref)
-			if err != nil {
-				t.Fatalf("push through %s: %v", dir.from, err)
-			}
-			pulled, err := dir.pull.Pull(ctx, pull, ref)
-			if err != nil {
-				t.Fatalf("pull through %s of what %s took: %v", dir.to, dir.from, err)
-			}
-			if pulled != pushed {
-				t.Fatalf("pulled %s through %s, pushed %s through %s", pulled, dir.to, pushed, dir.from)
-			}
-			t.Logf("pushed %s@%s through %s, pulled it through %s", ref, pushed, dir.from, dir.to)
-			digest = pushed
-		}
+		ref, digest = u.pushPullAcross(t, pod0, pod1)
 	})
 
 	step(t, "push and pull under traffic while a pod is killed", func(t *testing.T) {
@@ -227,6 +205,101 @@ func TestS3Replicas(t *testing.T) {
 	if p := u.dp.Problems(); len(p) > 0 {
 		t.Logf("data plane problems (restarts of killed containers are expected):\n%s", strings.Join(p, "\n"))
 	}
+}
+
+// pushPullAcross pushes an image through each pod and pulls it through
+// the other; it returns the last image and its digest.
+func (u *userEnv) pushPullAcross(t *testing.T, pod0, pod1 string) (ref, digest string) {
+	ctx := context.Background()
+	push := u.creds(t, u.ns, examplePushSecret)
+	pull := u.creds(t, u.ns, examplePullSecret)
+	c0, c1 := u.podClient(t, pod0), u.podClient(t, pod1)
+	for _, dir := range []struct {
+		from, to string
+		push     *dataplane.Client
+		pull     *dataplane.Client
+	}{{pod0, pod1, c0, c1}, {pod1, pod0, c1, c0}} {
+		ref = u.image("app:" + dir.from)
+		pushed, err := dir.push.PushRandom(ctx, push, ref)
+		if err != nil {
+			t.Fatalf("push through %s: %v", dir.from, err)
+		}
+		pulled, err := dir.pull.Pull(ctx, pull, ref)
+		if err != nil {
+			t.Fatalf("pull through %s of what %s took: %v", dir.to, dir.from, err)
+		}
+		if pulled != pushed {
+			t.Fatalf("pulled %s through %s, pushed %s through %s", pulled, dir.to, pushed, dir.from)
+		}
+		t.Logf("pushed %s@%s through %s, pulled it through %s", ref, pushed, dir.from, dir.to)
+		digest = pushed
+	}
+	return ref, digest
+}
+
+// TestReadWriteManyReplicas: two replicas on a ReadWriteMany volume share
+// one claim (data-<name>-0, made by the operator), not a claim each from a
+// volumeClaimTemplate, so what one pod takes the other serves.
+func TestReadWriteManyReplicas(t *testing.T) {
+	u := newUserEnv(t)
+	ctx := context.Background()
+	u.kubectlNS(t, u.ns, fmt.Sprintf(`apiVersion: registry.mgoltzsche.github.com/v1alpha1
+kind: ImageRegistry
+metadata:
+  name: %s
+spec:
+  replicas: 2
+  tls: {}
+  persistentVolumeClaim:
+    accessModes: [ReadWriteMany]
+    resources:
+      requests:
+        storage: 2Gi
+`, exampleRegistry), "apply", "-f", "-")
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
+		u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples", "registry.mgoltzsche.github.com_v1alpha1_"+kind+"_cr.yaml"))
+	}
+	u.startReplicas(t, exampleRegistry, 2)
+	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry, "imagepushsecret/example", "imagepullsecret/example")
+
+	sts, err := u.cp.Client.AppsV1().StatefulSets(u.ns).Get(ctx, exampleRegistry, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sts.Spec.VolumeClaimTemplates) != 0 {
+		t.Errorf("StatefulSet has volume claim templates %v", sts.Spec.VolumeClaimTemplates)
+	}
+	claim, err := u.cp.Client.CoreV1().PersistentVolumeClaims(u.ns).Get(ctx, "data-"+exampleRegistry+"-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(claim.Spec.AccessModes, corev1.ReadWriteMany) {
+		t.Errorf("claim %s access modes %v", claim.Name, claim.Spec.AccessModes)
+	}
+	for _, p := range u.dp.Pods() {
+		pod, err := u.cp.Client.CoreV1().Pods(u.ns).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.Name == "data" && (v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != claim.Name) {
+				t.Errorf("pod %s mounts %s as its data volume, want claim %s", p.Name, describeVolume(v), claim.Name)
+			}
+		}
+	}
+	u.pushPullAcross(t, exampleRegistry+"-0", exampleRegistry+"-1")
+}
+
+// describeVolume names a pod volume's source briefly.
+func describeVolume(v corev1.Volume) string {
+	if v.PersistentVolumeClaim != nil {
+		return "claim " + v.PersistentVolumeClaim.ClaimName
+	}
+	return fmt.Sprintf("a volume that is no claim (%s)", v.Name)
 }
 
 // opLog counts crane operations under traffic.

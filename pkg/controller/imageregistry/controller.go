@@ -151,6 +151,10 @@ type Controller struct {
 	// and the garbage collector's (gc.go).
 	podsLister corelisters.PodLister
 	podsSynced cache.InformerSynced
+	// claimsLister holds the namespace's PersistentVolumeClaims, for the
+	// one claim replicas on a ReadWriteMany volume share (sharedclaim.go).
+	claimsLister corelisters.PersistentVolumeClaimLister
+	claimsSynced cache.InformerSynced
 
 	// queue holds registries to sync; AddAfter on it schedules certificate
 	// renewals, using opts.Clock so tests can move time.
@@ -183,6 +187,7 @@ func NewController(
 	serviceAccountInformer coreinformers.ServiceAccountInformer,
 	roleBindingInformer rbacinformers.RoleBindingInformer,
 	podInformer coreinformers.PodInformer,
+	claimInformer coreinformers.PersistentVolumeClaimInformer,
 	opts Options,
 ) (*Controller, error) {
 	logger := klog.FromContext(ctx)
@@ -223,6 +228,8 @@ func NewController(
 		roleBindingsSynced:    roleBindingInformer.Informer().HasSynced,
 		podsLister:            podInformer.Lister(),
 		podsSynced:            podInformer.Informer().HasSynced,
+		claimsLister:          claimInformer.Lister(),
+		claimsSynced:          claimInformer.Informer().HasSynced,
 		queue:                 worker.NewQueue("ImageRegistries", opts.Clock),
 		recorder:              recorder,
 		opts:                  opts,
@@ -249,6 +256,7 @@ func NewController(
 		{serviceAccountInformer.Informer(), c.ownedHandler(nil)},
 		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
 		{podInformer.Informer(), c.podHandler()},
+		{claimInformer.Informer(), c.claimHandler()},
 	}
 	for _, h := range handlers {
 		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
@@ -262,7 +270,7 @@ func NewController(
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	return worker.Run(ctx, controllerName, c.queue, workers, c.syncHandler, []cache.InformerSynced{
 		c.registriesSynced, c.statefulSetsSynced, c.servicesSynced, c.configMapsSynced,
-		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced, c.podsSynced,
+		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced, c.podsSynced, c.claimsSynced,
 	})
 }
 
@@ -338,11 +346,22 @@ func (c *Controller) rememberDeletedTokenSecret(obj interface{}) {
 func (c *Controller) podHandler() cache.ResourceEventHandler {
 	return c.ownedHandler(func(p metav1.Object) {
 		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "StatefulSet" {
-			if name := p.GetLabels()["app.kubernetes.io/instance"]; name != "" && p.GetLabels()["app.kubernetes.io/name"] == "image-registry" {
-				c.queue.Add(cache.NewObjectName(p.GetNamespace(), name))
-			}
+			c.enqueueInstance(p)
 		}
 	})
+}
+
+// claimHandler enqueues the registry of a volume claim, which has no
+// owner (sharedclaim.go), by its instance label.
+func (c *Controller) claimHandler() cache.ResourceEventHandler {
+	return c.ownedHandler(c.enqueueInstance)
+}
+
+// enqueueInstance enqueues the registry an object's labels name as theirs.
+func (c *Controller) enqueueInstance(o metav1.Object) {
+	if name := o.GetLabels()["app.kubernetes.io/instance"]; name != "" && o.GetLabels()["app.kubernetes.io/name"] == "image-registry" {
+		c.queue.Add(cache.NewObjectName(o.GetNamespace(), name))
+	}
 }
 
 // handleUserConfigMap enqueues the registries whose spec.auth.configMapName

@@ -83,6 +83,7 @@ func (f *fixture) controller() *Controller {
 		kubeFactory.Core().V1().ServiceAccounts(),
 		kubeFactory.Rbac().V1().RoleBindings(),
 		kubeFactory.Core().V1().Pods(),
+		kubeFactory.Core().V1().PersistentVolumeClaims(),
 		Options{OperatorNamespace: testOperatorNS, DNSZone: "registry.example.org", AuthImage: testAuthImage, Clock: f.clock},
 	)
 	if err != nil {
@@ -136,6 +137,10 @@ func (f *fixture) controller() *Controller {
 	pods, _ := k.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	for i := range pods.Items {
 		seed(kubeFactory.Core().V1().Pods().Informer(), []runtime.Object{&pods.Items[i]})
+	}
+	pvcs, _ := k.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{})
+	for i := range pvcs.Items {
+		seed(kubeFactory.Core().V1().PersistentVolumeClaims().Informer(), []runtime.Object{&pvcs.Items[i]})
 	}
 	f.clearActions()
 	return c

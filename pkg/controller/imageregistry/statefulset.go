@@ -67,8 +67,12 @@ func (c *Controller) ensureStatefulSet(ctx context.Context, reg *v1alpha1.ImageR
 	}
 	if cur != nil && metav1.IsControlledBy(cur, reg) && !volumeClaimTemplatesMatch(cur.Spec.VolumeClaimTemplates, desired.Spec.VolumeClaimTemplates) {
 		// volumeClaimTemplates are immutable, and existing claims keep their
-		// size anyway: tell the user rather than fight the API.
+		// size anyway: tell the user rather than fight the API. (Deleting
+		// the StatefulSet would need a right the operator does without.)
 		msg := fmt.Sprintf("StatefulSet %s keeps its volume claim template: spec.persistentVolumeClaim changes apply only to new registries", cur.Name)
+		if len(cur.Spec.VolumeClaimTemplates) != len(desired.Spec.VolumeClaimTemplates) {
+			msg = fmt.Sprintf("StatefulSet %s keeps its volume claim templates, which the registry's storage no longer uses (S3, or one claim the replicas share): delete it with kubectl delete statefulset %s --cascade=orphan, the pods keep serving, and the operator makes it anew", cur.Name, cur.Name)
+		}
 		klog.FromContext(ctx).Info(msg, "imageRegistry", klog.KObj(reg))
 		c.recorder.Event(reg, corev1.EventTypeWarning, EventReasonVolumeClaimTemplateImmutable, msg)
 	}
@@ -112,7 +116,7 @@ func (c *Controller) desiredStatefulSet(reg *v1alpha1.ImageRegistry, st *syncSta
 			},
 		},
 	}
-	if s3Storage(reg) == nil {
+	if s3Storage(reg) == nil && !sharedClaim(reg) {
 		sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{volumeClaimTemplate(reg)}
 	}
 	return sts
@@ -158,6 +162,9 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 		secretVolume("token", tokenSecret, corev1.TLSCertKey, corev1.TLSPrivateKeyKey),
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		serviceAccountTokenVolume(),
+	}
+	if sharedClaim(reg) {
+		volumes = append(volumes, sharedClaimVolume(reg))
 	}
 	if dockerAuth {
 		volumes = append(volumes,

@@ -52,6 +52,9 @@ const (
 	// ReasonResourceConflict (bad input): an object the registry needs
 	// exists but belongs to someone else.
 	ReasonResourceConflict = "ResourceConflict"
+	// ReasonSharedClaimNotReadWriteMany (bad input): the claim several
+	// replicas would share exists without ReadWriteMany access.
+	ReasonSharedClaimNotReadWriteMany = "SharedClaimNotReadWriteMany"
 )
 
 // Reasons of Normal and Warning events that are not condition reasons.

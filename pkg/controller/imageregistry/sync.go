@@ -147,6 +147,7 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 		c.ensureRegistryConfig,
 		c.ensureRBAC,
 		c.ensureServices,
+		c.ensureSharedClaim,
 		c.ensureStatefulSet,
 		c.runGarbageCollection,
 	}

@@ -44,8 +44,10 @@ type ImageRegistrySpec struct {
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// PersistentVolumeClaim is the template of each registry pod's volume.
-	// Ignored for blobs when storage.s3 is set.
+	// PersistentVolumeClaim describes the registry's volume: one per pod
+	// (data-<name>-<ordinal>), or with ReadWriteMany one that every pod
+	// shares (data-<name>-0). Claims outlive the registry. Ignored when
+	// storage.s3 is set.
 	// +optional
 	PersistentVolumeClaim PersistentVolumeClaimSpec `json:"persistentVolumeClaim,omitempty"`
 

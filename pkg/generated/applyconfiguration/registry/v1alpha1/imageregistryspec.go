@@ -26,8 +26,10 @@ type ImageRegistrySpecApplyConfiguration struct {
 	// Replicas is the number of registry pods. More than one needs shared
 	// blob storage (a ReadWriteMany volume or S3).
 	Replicas *int32 `json:"replicas,omitempty"`
-	// PersistentVolumeClaim is the template of each registry pod's volume.
-	// Ignored for blobs when storage.s3 is set.
+	// PersistentVolumeClaim describes the registry's volume: one per pod
+	// (data-<name>-<ordinal>), or with ReadWriteMany one that every pod
+	// shares (data-<name>-0). Claims outlive the registry. Ignored when
+	// storage.s3 is set.
 	PersistentVolumeClaim *PersistentVolumeClaimSpecApplyConfiguration `json:"persistentVolumeClaim,omitempty"`
 	// TLS selects the registry's serving certificate. Empty (or tls: {})
 	// means a certificate signed by the operator's own CA.

@@ -1,0 +1,127 @@
+package imageregistry
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+)
+
+func readWriteManyRegistry() *v1alpha1.ImageRegistry {
+	reg := newRegistry("team-a", "reg")
+	reg.Spec.Replicas = ptr.To[int32](2)
+	reg.Spec.PersistentVolumeClaim.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+	return reg
+}
+
+func (f *fixture) claim(ns, name string) *corev1.PersistentVolumeClaim {
+	f.t.Helper()
+	c, err := f.kubeClient.CoreV1().PersistentVolumeClaims(ns).Get(f.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+// Replicas on a ReadWriteMany volume mount one claim the operator makes,
+// not a claim each from a volumeClaimTemplate.
+func TestReadWriteManyReplicasShareOneClaim(t *testing.T) {
+	reg := readWriteManyRegistry()
+	f := newFixture(t, nil, reg)
+	f.mustSync(reg)
+
+	sts := f.statefulSet(reg)
+	if len(sts.Spec.VolumeClaimTemplates) != 0 {
+		t.Fatalf("volumeClaimTemplates %v: every pod would get a volume of its own", sts.Spec.VolumeClaimTemplates)
+	}
+	var vol *corev1.Volume
+	for i, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Name == dataVolume {
+			vol = &sts.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	if vol == nil || vol.PersistentVolumeClaim == nil || vol.PersistentVolumeClaim.ClaimName != "data-reg-0" {
+		t.Fatalf("pod volume %s = %+v, want the claim data-reg-0", dataVolume, vol)
+	}
+	pvc := f.claim("team-a", "data-reg-0")
+	if len(pvc.OwnerReferences) != 0 {
+		t.Errorf("the shared claim has owners %v: it must outlive the registry, as StatefulSet claims do", pvc.OwnerReferences)
+	}
+	if pvc.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || pvc.Labels["app.kubernetes.io/instance"] != "reg" {
+		t.Errorf("claim labels %v", pvc.Labels)
+	}
+	if got := pvc.Spec.AccessModes; len(got) != 1 || got[0] != corev1.ReadWriteMany {
+		t.Errorf("claim access modes %v", got)
+	}
+	if got := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; got.Cmp(resource.MustParse(defaultStorageSize)) != 0 {
+		t.Errorf("claim size %s, want %s", got.String(), defaultStorageSize)
+	}
+
+	// The claim is in the cache now: nothing more to write.
+	f.markReady(reg)
+	f.mustSync(reg)
+	f.clearActions()
+	f.mustSync(reg)
+	f.expectActions()
+}
+
+// A shared claim that exists without ReadWriteMany (the claim of a
+// registry that ran one pod on a ReadWriteOnce volume) cannot be shared:
+// the registry says so instead of starting pods that cannot attach it.
+func TestSharedClaimWithoutReadWriteMany(t *testing.T) {
+	reg := readWriteManyRegistry()
+	old := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "data-reg-0", Labels: selectorLabels(reg)},
+		Spec:       corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}},
+	}
+	f := newFixture(t, []runtime.Object{old}, reg)
+	if _, err := f.sync(reg); err == nil {
+		t.Fatal("want error")
+	}
+	f.expectReady(reg, metav1.ConditionFalse, ReasonSharedClaimNotReadWriteMany)
+	f.expectWarning(ReasonSharedClaimNotReadWriteMany)
+
+	// One replica can use it.
+	reg = f.registry("team-a", "reg")
+	reg.Spec.Replicas = ptr.To[int32](1)
+	if _, err := f.client.RegistryV1alpha1().ImageRegistries("team-a").Update(f.ctx, reg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync(reg)
+	if c := f.readyCondition(reg); c.Reason == ReasonSharedClaimNotReadWriteMany {
+		t.Errorf("one replica: Ready %s %s", c.Status, c.Reason)
+	}
+}
+
+// A StatefulSet made with a claim template cannot drop it (the field is
+// immutable, and the operator may not delete StatefulSets): the user is
+// told how to let the operator make it anew.
+func TestClaimTemplateDroppedWarns(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	f := newFixture(t, nil, reg)
+	f.mustSync(reg)
+	if len(f.statefulSet(reg).Spec.VolumeClaimTemplates) != 1 {
+		t.Fatal("a ReadWriteOnce registry has no volume claim template")
+	}
+	reg = f.registry("team-a", "reg")
+	reg.Spec.PersistentVolumeClaim.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+	if _, err := f.client.RegistryV1alpha1().ImageRegistries("team-a").Update(f.ctx, reg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync(reg)
+	var msg string
+	for _, e := range f.events() {
+		if strings.HasPrefix(e, corev1.EventTypeWarning+" "+EventReasonVolumeClaimTemplateImmutable+" ") {
+			msg = e
+		}
+	}
+	if !strings.Contains(msg, "--cascade=orphan") {
+		t.Errorf("Warning %q does not say how to apply the change", msg)
+	}
+}
