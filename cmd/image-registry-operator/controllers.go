@@ -45,6 +45,7 @@ func newControllers(ctx context.Context, o *options, c clients) (map[string]runn
 		// Volume claims: few, and a claim made from a volumeClaimTemplate
 		// carries no managed-by label.
 		f.Kube.Core().V1().PersistentVolumeClaims(),
+		f.Kube.Policy().V1().PodDisruptionBudgets(),
 		imageregistry.Options{
 			OperatorNamespace:      o.operatorNamespace,
 			DNSZone:                o.dnsZone,

@@ -30,6 +30,9 @@ func registryOwnedObjects(name string) []ownedObject {
 		{"StatefulSet", name, func(ctx context.Context, e *env, n string) (metav1.Object, error) {
 			return e.cp.Client.AppsV1().StatefulSets(e.ns).Get(ctx, n, metav1.GetOptions{})
 		}},
+		{"PodDisruptionBudget", name, func(ctx context.Context, e *env, n string) (metav1.Object, error) {
+			return e.cp.Client.PolicyV1().PodDisruptionBudgets(e.ns).Get(ctx, n, metav1.GetOptions{})
+		}},
 		{"Service", name, func(ctx context.Context, e *env, n string) (metav1.Object, error) {
 			return e.cp.Client.CoreV1().Services(e.ns).Get(ctx, n, metav1.GetOptions{})
 		}},

@@ -31,7 +31,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	v1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
@@ -239,7 +242,8 @@ func (u *userEnv) pushPullAcross(t *testing.T, pod0, pod1 string) (ref, digest s
 
 // TestReadWriteManyReplicas: two replicas on a ReadWriteMany volume share
 // one claim (data-<name>-0, made by the operator), not a claim each from a
-// volumeClaimTemplate, so what one pod takes the other serves.
+// volumeClaimTemplate, so what one pod takes the other serves; and a drain
+// evicts them one at a time.
 func TestReadWriteManyReplicas(t *testing.T) {
 	u := newUserEnv(t)
 	ctx := context.Background()
@@ -291,7 +295,62 @@ spec:
 			}
 		}
 	}
-	u.pushPullAcross(t, exampleRegistry+"-0", exampleRegistry+"-1")
+	pod0, pod1 := exampleRegistry+"-0", exampleRegistry+"-1"
+	step(t, "push through one pod, pull through the other", func(t *testing.T) {
+		u.pushPullAcross(t, pod0, pod1)
+	})
+	step(t, "evictions take one pod at a time", func(t *testing.T) {
+		u.evictOneAtATime(t, pod0, pod1)
+	})
+}
+
+// evictOneAtATime evicts pod1 and at once pod0, as a node drain would: the
+// registry's PodDisruptionBudget (maxUnavailable 1, status from the real
+// disruption controller) lets the first go and refuses the second with 429
+// until the first is back and Ready.
+func (u *userEnv) evictOneAtATime(t *testing.T, pod0, pod1 string) {
+	ctx := context.Background()
+	allowsOne := func(what string) {
+		eventually(t, 2*time.Minute, what, func(ctx context.Context) (bool, error) {
+			b, err := u.cp.Client.PolicyV1().PodDisruptionBudgets(u.ns).Get(ctx, exampleRegistry, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			s := b.Status
+			return s.ObservedGeneration == b.Generation && s.DisruptionsAllowed == 1 && s.CurrentHealthy == 2,
+				fmt.Errorf("budget status: %d of %d pods healthy, %d disruptions allowed", s.CurrentHealthy, s.ExpectedPods, s.DisruptionsAllowed)
+		})
+	}
+	evict := func(pod string) error {
+		return u.cp.Client.PolicyV1().Evictions(u.ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Namespace: u.ns, Name: pod}})
+	}
+	allowsOne("the PodDisruptionBudget to allow one disruption")
+	var old types.UID
+	for _, p := range u.dp.Pods() {
+		if p.Name == pod1 {
+			old = p.UID
+		}
+	}
+	if err := evict(pod1); err != nil {
+		t.Fatalf("evicting %s: %v", pod1, err)
+	}
+	if err := evict(pod0); !apierrors.IsTooManyRequests(err) {
+		t.Fatalf("evicting %s right after %s: %v, want 429 Too Many Requests from the budget", pod0, pod1, err)
+	}
+	t.Logf("evicted %s; the eviction of %s was refused while %s is away", pod1, pod0, pod1)
+	eventually(t, 2*time.Minute, pod1+" back and Ready", func(context.Context) (bool, error) {
+		for _, p := range u.dp.Pods() {
+			if p.Name == pod1 && p.UID != old && p.Ready {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("pods %v", u.dp.Pods())
+	})
+	allowsOne("the PodDisruptionBudget to allow one disruption again")
+	if err := evict(pod0); err != nil {
+		t.Fatalf("evicting %s once %s is back: %v", pod0, pod1, err)
+	}
+	t.Logf("with %s back, %s could be evicted", pod1, pod0)
 }
 
 // describeVolume names a pod volume's source briefly.

@@ -13,12 +13,14 @@ import (
 	"k8s.io/client-go/dynamic"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
+	policyinformers "k8s.io/client-go/informers/policy/v1"
 	rbacinformers "k8s.io/client-go/informers/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	rbaclisters "k8s.io/client-go/listers/rbac/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -155,6 +157,9 @@ type Controller struct {
 	// one claim replicas on a ReadWriteMany volume share (sharedclaim.go).
 	claimsLister corelisters.PersistentVolumeClaimLister
 	claimsSynced cache.InformerSynced
+	// disruptionBudgetsLister holds the registries' PodDisruptionBudgets (disruption.go).
+	disruptionBudgetsLister policylisters.PodDisruptionBudgetLister
+	disruptionBudgetsSynced cache.InformerSynced
 
 	// queue holds registries to sync; AddAfter on it schedules certificate
 	// renewals, using opts.Clock so tests can move time.
@@ -188,6 +193,7 @@ func NewController(
 	roleBindingInformer rbacinformers.RoleBindingInformer,
 	podInformer coreinformers.PodInformer,
 	claimInformer coreinformers.PersistentVolumeClaimInformer,
+	disruptionBudgetInformer policyinformers.PodDisruptionBudgetInformer,
 	opts Options,
 ) (*Controller, error) {
 	logger := klog.FromContext(ctx)
@@ -220,20 +226,22 @@ func NewController(
 		configMapsSynced:   configMapInformer.Informer().HasSynced,
 		// The Secret cache is shared with the push/pull controllers
 		// (objectcache): its lister expands their compact entries.
-		secretsLister:         secrets.Lister(),
-		secretsSynced:         secrets.HasSynced,
-		serviceAccountsLister: serviceAccountInformer.Lister(),
-		serviceAccountsSynced: serviceAccountInformer.Informer().HasSynced,
-		roleBindingsLister:    roleBindingInformer.Lister(),
-		roleBindingsSynced:    roleBindingInformer.Informer().HasSynced,
-		podsLister:            podInformer.Lister(),
-		podsSynced:            podInformer.Informer().HasSynced,
-		claimsLister:          claimInformer.Lister(),
-		claimsSynced:          claimInformer.Informer().HasSynced,
-		queue:                 worker.NewQueue("ImageRegistries", opts.Clock),
-		recorder:              recorder,
-		opts:                  opts,
-		deletedTokenKeys:      newDeletedTokenKeys(),
+		secretsLister:           secrets.Lister(),
+		secretsSynced:           secrets.HasSynced,
+		serviceAccountsLister:   serviceAccountInformer.Lister(),
+		serviceAccountsSynced:   serviceAccountInformer.Informer().HasSynced,
+		roleBindingsLister:      roleBindingInformer.Lister(),
+		roleBindingsSynced:      roleBindingInformer.Informer().HasSynced,
+		podsLister:              podInformer.Lister(),
+		podsSynced:              podInformer.Informer().HasSynced,
+		claimsLister:            claimInformer.Lister(),
+		claimsSynced:            claimInformer.Informer().HasSynced,
+		disruptionBudgetsLister: disruptionBudgetInformer.Lister(),
+		disruptionBudgetsSynced: disruptionBudgetInformer.Informer().HasSynced,
+		queue:                   worker.NewQueue("ImageRegistries", opts.Clock),
+		recorder:                recorder,
+		opts:                    opts,
+		deletedTokenKeys:        newDeletedTokenKeys(),
 	}
 	c.syncHandler = c.sync
 
@@ -257,6 +265,7 @@ func NewController(
 		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
 		{podInformer.Informer(), c.podHandler()},
 		{claimInformer.Informer(), c.claimHandler()},
+		{disruptionBudgetInformer.Informer(), c.ownedHandler(nil)},
 	}
 	for _, h := range handlers {
 		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
@@ -271,6 +280,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	return worker.Run(ctx, controllerName, c.queue, workers, c.syncHandler, []cache.InformerSynced{
 		c.registriesSynced, c.statefulSetsSynced, c.servicesSynced, c.configMapsSynced,
 		c.secretsSynced, c.serviceAccountsSynced, c.roleBindingsSynced, c.podsSynced, c.claimsSynced,
+		c.disruptionBudgetsSynced,
 	})
 }
 

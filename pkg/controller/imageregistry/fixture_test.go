@@ -84,6 +84,7 @@ func (f *fixture) controller() *Controller {
 		kubeFactory.Rbac().V1().RoleBindings(),
 		kubeFactory.Core().V1().Pods(),
 		kubeFactory.Core().V1().PersistentVolumeClaims(),
+		kubeFactory.Policy().V1().PodDisruptionBudgets(),
 		Options{OperatorNamespace: testOperatorNS, DNSZone: "registry.example.org", AuthImage: testAuthImage, Clock: f.clock},
 	)
 	if err != nil {
@@ -141,6 +142,10 @@ func (f *fixture) controller() *Controller {
 	pvcs, _ := k.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{})
 	for i := range pvcs.Items {
 		seed(kubeFactory.Core().V1().PersistentVolumeClaims().Informer(), []runtime.Object{&pvcs.Items[i]})
+	}
+	pdbs, _ := k.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	for i := range pdbs.Items {
+		seed(kubeFactory.Policy().V1().PodDisruptionBudgets().Informer(), []runtime.Object{&pdbs.Items[i]})
 	}
 	f.clearActions()
 	return c
@@ -305,6 +310,7 @@ func createdActions(ns, name string) []string {
 		"create services " + ns + "/" + name,
 		"create services " + ns + "/" + name + "-headless",
 		"create statefulsets " + ns + "/" + name,
+		"create poddisruptionbudgets " + ns + "/" + name,
 		"update imageregistries/status " + ns + "/" + name,
 	}
 }

@@ -185,6 +185,7 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 			FSGroup:        ptr.To(podUser),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
+		Affinity:   podAntiAffinity(reg),
 		Volumes:    volumes,
 		Containers: []corev1.Container{c.registryContainer(reg), c.authContainer(reg, st.hostname, dockerAuth)},
 	}
@@ -449,6 +450,7 @@ func mergeStatefulSet(cur, desired *appsv1.StatefulSet) bool {
 		!equality.Semantic.DeepEqual(have.AutomountServiceAccountToken, want.AutomountServiceAccountToken) ||
 		!equality.Semantic.DeepEqual(have.EnableServiceLinks, want.EnableServiceLinks) ||
 		!equality.Semantic.DeepEqual(have.SecurityContext, want.SecurityContext) ||
+		!equality.Semantic.DeepEqual(have.Affinity, want.Affinity) ||
 		!equality.Semantic.DeepEqual(have.Volumes, want.Volumes) ||
 		!containersMatch(have.InitContainers, want.InitContainers) ||
 		!containersMatch(have.Containers, want.Containers) {
@@ -457,6 +459,7 @@ func mergeStatefulSet(cur, desired *appsv1.StatefulSet) bool {
 		have.AutomountServiceAccountToken = want.AutomountServiceAccountToken
 		have.EnableServiceLinks = want.EnableServiceLinks
 		have.SecurityContext = want.SecurityContext
+		have.Affinity = want.Affinity
 		have.Volumes = want.Volumes
 		have.InitContainers = want.InitContainers
 		have.Containers = want.Containers

@@ -149,6 +149,7 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 		c.ensureServices,
 		c.ensureSharedClaim,
 		c.ensureStatefulSet,
+		c.ensurePodDisruptionBudget,
 		c.runGarbageCollection,
 	}
 	for _, step := range steps {

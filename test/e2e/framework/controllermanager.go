@@ -29,6 +29,8 @@ import (
 //   - root-ca-certificate-publisher-controller: the kube-root-ca.crt
 //     ConfigMap per namespace, whose ca.crt the projected service-account
 //     volume of the registry's auth container holds (test/e2e/dataplane).
+//   - disruption-controller: the status of PodDisruptionBudgets, which the
+//     eviction API reads.
 //
 // Node, volume and cloud controllers are left out: they have nothing to do
 // without nodes and only add noise and CPU.
@@ -41,6 +43,7 @@ var DefaultControllers = []string{
 	"serviceaccount-controller",
 	"serviceaccount-token-controller",
 	"root-ca-certificate-publisher-controller",
+	"disruption-controller",
 }
 
 // controllerManagerArgs returns the flags of a kube-controller-manager that

@@ -1,0 +1,69 @@
+package imageregistry
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
+)
+
+// Voluntary disruptions (a node drain, a cluster upgrade) take the
+// registry's pods one at a time: a PodDisruptionBudget with maxUnavailable
+// 1, made for every registry so that its shape does not depend on the
+// replica count (with one replica it allows the eviction, as there is no
+// other pod to keep). Pods of one registry also prefer different nodes
+// (podAntiAffinity, statefulset.go), so that losing one node leaves the
+// other replicas serving.
+
+func podDisruptionBudgetName(r *v1alpha1.ImageRegistry) string { return r.Name }
+
+func (c *Controller) ensurePodDisruptionBudget(ctx context.Context, reg *v1alpha1.ImageRegistry, _ *syncState) error {
+	desired := podDisruptionBudget(reg)
+	cur, err := lookup(c.disruptionBudgetsLister.PodDisruptionBudgets(reg.Namespace).Get(desired.Name))
+	if err != nil {
+		return err
+	}
+	_, err = ensureObject(ctx, c, reg, "PodDisruptionBudget", cur, desired, c.kubeClient.PolicyV1().PodDisruptionBudgets(reg.Namespace), mergePodDisruptionBudget)
+	return err
+}
+
+func podDisruptionBudget(reg *v1alpha1.ImageRegistry) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: podDisruptionBudgetName(reg), Labels: objectLabels(reg)},
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			Selector:       &metav1.LabelSelector{MatchLabels: selectorLabels(reg)},
+			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+			// A pod that is not Ready serves nothing: evicting it costs
+			// nothing, and a drain must not wait for it.
+			UnhealthyPodEvictionPolicy: ptr.To(policyv1.AlwaysAllow),
+		},
+	}
+}
+
+func mergePodDisruptionBudget(cur, desired *policyv1.PodDisruptionBudget) bool {
+	if equality.Semantic.DeepEqual(cur.Spec, desired.Spec) {
+		return false
+	}
+	cur.Spec = desired.Spec
+	return true
+}
+
+// podAntiAffinity asks the scheduler to put a registry's pods on different
+// nodes where it can.
+func podAntiAffinity(reg *v1alpha1.ImageRegistry) *corev1.Affinity {
+	return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+			Weight: 100,
+			PodAffinityTerm: corev1.PodAffinityTerm{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: selectorLabels(reg)},
+				TopologyKey:   corev1.LabelHostname,
+			},
+		}},
+	}}
+}

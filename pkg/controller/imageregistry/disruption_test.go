@@ -1,0 +1,66 @@
+package imageregistry
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func (f *fixture) disruptionBudget(ns, name string) *policyv1.PodDisruptionBudget {
+	f.t.Helper()
+	b, err := f.kubeClient.PolicyV1().PodDisruptionBudgets(ns).Get(f.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b
+}
+
+// A registry's pods go one at a time in voluntary disruptions and prefer
+// different nodes; a budget changed by hand is put back.
+func TestPodDisruptionBudgetAndSpread(t *testing.T) {
+	reg := readWriteManyRegistry()
+	f := newFixture(t, nil, reg)
+	f.mustSync(reg)
+
+	b := f.disruptionBudget("team-a", "reg")
+	if !metav1.IsControlledBy(b, reg) {
+		t.Errorf("PodDisruptionBudget owners %v", b.OwnerReferences)
+	}
+	if b.Spec.MaxUnavailable == nil || *b.Spec.MaxUnavailable != intstr.FromInt32(1) || b.Spec.MinAvailable != nil {
+		t.Errorf("PodDisruptionBudget allows %v unavailable, min available %v; want maxUnavailable 1", b.Spec.MaxUnavailable, b.Spec.MinAvailable)
+	}
+	if !equality.Semantic.DeepEqual(b.Spec.Selector.MatchLabels, selectorLabels(reg)) {
+		t.Errorf("PodDisruptionBudget selects %v, want the registry's pods %v", b.Spec.Selector.MatchLabels, selectorLabels(reg))
+	}
+	if p := b.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
+		t.Errorf("unhealthy pod eviction policy %v, want AlwaysAllow", p)
+	}
+
+	aff := f.statefulSet(reg).Spec.Template.Spec.Affinity
+	if aff == nil || aff.PodAntiAffinity == nil || len(aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 {
+		t.Fatalf("pod affinity %+v, want one preferred anti-affinity term", aff)
+	}
+	term := aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm
+	if term.TopologyKey != corev1.LabelHostname || !equality.Semantic.DeepEqual(term.LabelSelector.MatchLabels, selectorLabels(reg)) {
+		t.Errorf("anti-affinity term %+v: want the registry's pods per %s", term, corev1.LabelHostname)
+	}
+	if len(aff.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 0 {
+		t.Error("required anti-affinity: replicas could not run on a one-node cluster")
+	}
+
+	// Drift: someone blocks every eviction.
+	zero := intstr.FromInt32(0)
+	b.Spec.MaxUnavailable = &zero
+	if _, err := f.kubeClient.PolicyV1().PodDisruptionBudgets("team-a").Update(f.ctx, b, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clearActions()
+	f.mustSync(reg)
+	if got := f.disruptionBudget("team-a", "reg").Spec.MaxUnavailable; got == nil || *got != intstr.FromInt32(1) {
+		t.Errorf("after the repair maxUnavailable is %v", got)
+	}
+}
