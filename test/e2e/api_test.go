@@ -197,6 +197,18 @@ func TestAPIServerRejectsInvalid(t *testing.T) {
 		t.Errorf("3 replicas on ReadWriteOnce: got %v, want Invalid about shared storage", err)
 	}
 
+	for _, dir := range []string{"registries/a", "/registries/../b", "/registries/a/"} {
+		prefixed := &v1alpha1.ImageRegistry{
+			ObjectMeta: metav1.ObjectMeta{Name: "prefixed"},
+			Spec: v1alpha1.ImageRegistrySpec{Storage: &v1alpha1.StorageSpec{S3: &v1alpha1.S3StorageSpec{
+				Bucket: "images", Region: "us-east-1", CredentialsSecret: "s3", RootDirectory: dir}}},
+		}
+		_, err = c.ImageRegistries(e.ns).Create(ctx, prefixed, metav1.CreateOptions{})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "rootDirectory") {
+			t.Errorf("storage.s3.rootDirectory %q: got %v, want Invalid", dir, err)
+		}
+	}
+
 	short := &v1alpha1.ImagePushSecret{
 		ObjectMeta: metav1.ObjectMeta{Name: "short"},
 		Spec:       v1alpha1.ImageSecretSpec{RotationInterval: &metav1.Duration{Duration: time.Second}},

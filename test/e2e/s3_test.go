@@ -108,7 +108,8 @@ func s3RegistryIn(name string, replicas int, s3 *framework.S3Server, bucket stri
       endpoint: %s
       bucket: %s
       region: %s
-      credentialsSecret: %s`, s3.Endpoint, bucket, framework.S3Region, s3CredsSecret)
+      credentialsSecret: %s
+      rootDirectory: /registries/%s`, s3.Endpoint, bucket, framework.S3Region, s3CredsSecret, name)
 	} else {
 		storage = `
   persistentVolumeClaim:
@@ -187,6 +188,23 @@ func TestS3Replicas(t *testing.T) {
 	var ref, digest string
 	step(t, "push through one pod, pull through the other", func(t *testing.T) {
 		ref, digest = u.pushPullAcross(t, pod0, pod1)
+	})
+
+	step(t, "the registry writes under its rootDirectory", func(t *testing.T) {
+		all, err := s3.List(ctx, s3Bucket, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// SeaweedFS keeps multipart uploads in the bucket's .uploads.
+		root := slices.DeleteFunc(all, func(n string) bool { return n == ".uploads" })
+		under, err := s3.List(ctx, s3Bucket, "registries/"+exampleRegistry+"/docker/registry/v2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(root, []string{"registries"}) || !slices.Contains(under, "blobs") || !slices.Contains(under, "repositories") {
+			t.Fatalf("bucket %s holds %v at its root and %v under /registries/%s/docker/registry/v2; want only registries/, and blobs and repositories under it", s3Bucket, root, under, exampleRegistry)
+		}
+		t.Logf("bucket %s: %v at the root, %v under the registry's rootDirectory", s3Bucket, root, under)
 	})
 
 	step(t, "push and pull under traffic while a pod is killed", func(t *testing.T) {

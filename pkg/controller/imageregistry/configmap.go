@@ -282,6 +282,9 @@ func renderRegistryConfig(reg *v1alpha1.ImageRegistry, hostname, issuer string, 
 			// S3-compatible services (MinIO, Ceph) rarely serve virtual-host buckets.
 			params["forcepathstyle"] = true
 		}
+		if s3.RootDirectory != "" {
+			params["rootdirectory"] = s3.RootDirectory
+		}
 		storage = map[string]any{
 			"s3": params,
 			// Serve blobs through the registry: clients may not reach the

@@ -28,7 +28,7 @@ func goldenCases() map[string]*v1alpha1.ImageRegistry {
 	}
 
 	s3 := newRegistry("team-a", "reg")
-	s3.Spec.Storage = &v1alpha1.StorageSpec{S3: &v1alpha1.S3StorageSpec{Endpoint: "https://minio.example.org", Bucket: "images", Region: "eu-1", CredentialsSecret: "s3"}}
+	s3.Spec.Storage = &v1alpha1.StorageSpec{S3: &v1alpha1.S3StorageSpec{Endpoint: "https://minio.example.org", Bucket: "images", Region: "eu-1", CredentialsSecret: "s3", RootDirectory: "/registries/team-a"}}
 
 	proxy := newRegistry("team-a", "reg")
 	proxy.Spec.Proxy = &v1alpha1.ProxySpec{RemoteURL: "https://registry-1.docker.io", CredentialsSecret: "hub", TTL: &metav1.Duration{Duration: 72 * time.Hour}}

@@ -55,6 +55,8 @@ type S3Server struct {
 
 	bin        string
 	masterAddr string
+	// filerURL is the filer's HTTP API, which lists a bucket's directories.
+	filerURL string
 	// masterShell is the master for weed shell: host:port.grpcPort
 	// (SeaweedFS otherwise assumes the gRPC port is port+10000).
 	masterShell string
@@ -117,6 +119,7 @@ func StartS3(ctx context.Context, opts S3Options) (*S3Server, error) {
 	s.masterAddr = "127.0.0.1:" + p(0)
 	s.masterShell = s.masterAddr + "." + p(1)
 	s.Addr = "127.0.0.1:" + p(6)
+	s.filerURL = "http://127.0.0.1:" + p(4)
 	s.Endpoint = "http://" + s.Addr
 	args := []string{
 		"server",
@@ -205,6 +208,43 @@ func (s *S3Server) CreateBucket(ctx context.Context, name string) error {
 		return fmt.Errorf("weed shell s3.bucket.create %s: %s", name, out.String())
 	}
 	return nil
+}
+
+// List returns the names in directory dir (slash-separated, relative to
+// the bucket) of bucket, as the filer's HTTP API lists them: S3 keys are
+// the filer's paths under /buckets/<bucket>.
+func (s *S3Server) List(ctx context.Context, bucket, dir string) ([]string, error) {
+	u := s.filerURL + "/buckets/" + bucket + "/"
+	if d := strings.Trim(dir, "/"); d != "" {
+		u += d + "/"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("filer GET %s: %s: %s", u, resp.Status, b)
+	}
+	var listing struct {
+		Entries []struct {
+			FullPath string `json:"FullPath"`
+		} `json:"Entries"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&listing); err != nil {
+		return nil, fmt.Errorf("filer GET %s: %w", u, err)
+	}
+	names := make([]string, 0, len(listing.Entries))
+	for _, e := range listing.Entries {
+		names = append(names, e.FullPath[strings.LastIndex(e.FullPath, "/")+1:])
+	}
+	return names, nil
 }
 
 // Stop ends weed with SIGTERM (SIGKILL after 10s).

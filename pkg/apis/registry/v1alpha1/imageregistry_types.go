@@ -295,6 +295,15 @@ type S3StorageSpec struct {
 	// keys accessKeyID and secretAccessKey.
 	// +kubebuilder:validation:MinLength=1
 	CredentialsSecret string `json:"credentialsSecret"`
+	// RootDirectory is the prefix of every key the registry writes, e.g.
+	// /registries/team-a; empty is the bucket's root. Registries that share
+	// a bucket need prefixes of their own: a garbage collection deletes the
+	// blobs under its root that its own manifests do not reference.
+	// Changing it points the registry at another, usually empty, root.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$`
+	// +optional
+	RootDirectory string `json:"rootDirectory,omitempty"`
 }
 
 // ImagesSpec overrides container images.

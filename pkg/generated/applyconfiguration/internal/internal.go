@@ -692,6 +692,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
       default: ""
+    - name: rootDirectory
+      type:
+        scalar: string
 - name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.StorageSpec
   map:
     fields:

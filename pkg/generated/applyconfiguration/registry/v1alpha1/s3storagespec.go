@@ -32,6 +32,12 @@ type S3StorageSpecApplyConfiguration struct {
 	// CredentialsSecret names a Secret in the registry's namespace with the
 	// keys accessKeyID and secretAccessKey.
 	CredentialsSecret *string `json:"credentialsSecret,omitempty"`
+	// RootDirectory is the prefix of every key the registry writes, e.g.
+	// /registries/team-a; empty is the bucket's root. Registries that share
+	// a bucket need prefixes of their own: a garbage collection deletes the
+	// blobs under its root that its own manifests do not reference.
+	// Changing it points the registry at another, usually empty, root.
+	RootDirectory *string `json:"rootDirectory,omitempty"`
 }
 
 // S3StorageSpecApplyConfiguration constructs a declarative configuration of the S3StorageSpec type for use with
@@ -69,5 +75,13 @@ func (b *S3StorageSpecApplyConfiguration) WithRegion(value string) *S3StorageSpe
 // If called multiple times, the CredentialsSecret field is set to the value of the last call.
 func (b *S3StorageSpecApplyConfiguration) WithCredentialsSecret(value string) *S3StorageSpecApplyConfiguration {
 	b.CredentialsSecret = &value
+	return b
+}
+
+// WithRootDirectory sets the RootDirectory field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RootDirectory field is set to the value of the last call.
+func (b *S3StorageSpecApplyConfiguration) WithRootDirectory(value string) *S3StorageSpecApplyConfiguration {
+	b.RootDirectory = &value
 	return b
 }
