@@ -58,7 +58,7 @@ func configHash(st *syncState) string {
 
 func (c *Controller) ensureStatefulSet(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
 	desired := c.desiredStatefulSet(reg, st)
-	if err := c.annotateS3Credentials(ctx, reg, st, desired); err != nil {
+	if err := c.annotateUserCredentials(ctx, reg, st, desired); err != nil {
 		return err
 	}
 	cur, err := lookup(c.statefulSetsLister.StatefulSets(reg.Namespace).Get(desired.Name))
@@ -209,16 +209,16 @@ func (c *Controller) registryContainer(reg *v1alpha1.ImageRegistry) corev1.Conta
 	}
 	if s3 := s3Storage(reg); s3 != nil {
 		env = append(env,
-			secretEnv("REGISTRY_STORAGE_S3_ACCESSKEY", s3.CredentialsSecret, "accessKeyID"),
-			secretEnv("REGISTRY_STORAGE_S3_SECRETKEY", s3.CredentialsSecret, "secretAccessKey"))
+			secretEnv("REGISTRY_STORAGE_S3_ACCESSKEY", s3.CredentialsSecret, s3AccessKeyIDKey),
+			secretEnv("REGISTRY_STORAGE_S3_SECRETKEY", s3.CredentialsSecret, s3SecretAccessKeyKey))
 	} else {
 		mounts = append(mounts, corev1.VolumeMount{Name: dataVolume, MountPath: dataDir})
 	}
 	if p := reg.Spec.Proxy; p != nil && p.CredentialsSecret != "" {
 		// The upstream login, kept out of the ConfigMap.
 		env = append(env,
-			secretEnv("REGISTRY_PROXY_USERNAME", p.CredentialsSecret, "username"),
-			secretEnv("REGISTRY_PROXY_PASSWORD", p.CredentialsSecret, "password"))
+			secretEnv("REGISTRY_PROXY_USERNAME", p.CredentialsSecret, proxyUsernameKey),
+			secretEnv("REGISTRY_PROXY_PASSWORD", p.CredentialsSecret, proxyPasswordKey))
 	}
 	return corev1.Container{
 		Name:  "registry",

@@ -61,6 +61,10 @@ const (
 	// credentials the containers read at start, so that changing them rolls
 	// the pods.
 	AnnotationS3CredentialsHash = "registry.mgoltzsche.github.com/s3-credentials-hash"
+	// AnnotationProxyCredentialsHash on the pod template digests the
+	// upstream registry's credentials (spec.proxy.credentialsSecret), so
+	// that changing them rolls the pods.
+	AnnotationProxyCredentialsHash = "registry.mgoltzsche.github.com/proxy-credentials-hash"
 	// AnnotationReadOnly on the pod template says whether the pods' config
 	// is read-only (garbage collection): "true" or "false".
 	AnnotationReadOnly = "registry.mgoltzsche.github.com/read-only"
