@@ -18,6 +18,7 @@ import (
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/controller/worker"
+	"github.com/image-registry-operator/image-registry-operator/pkg/credentials"
 )
 
 // ServiceAccounts (ImagePullSecret spec.serviceAccounts). The pull
@@ -72,6 +73,8 @@ func (c *Controller) countServiceAccounts(cr *imageSecret) int32 {
 // syncServiceAccounts adds the Secret where spec.serviceAccounts selects a
 // ServiceAccount and removes the entries the operator added elsewhere. With
 // keep false (the object is being deleted) it removes every entry it added.
+// It also removes recorded entries that no ImagePullSecret of the namespace
+// names any more: the Secret of one whose spec.secretName changed.
 func (c *Controller) syncServiceAccounts(ctx context.Context, cr *imageSecret, keep bool) error {
 	if c.serviceAccountLister == nil {
 		return nil
@@ -81,35 +84,57 @@ func (c *Controller) syncServiceAccounts(ctx context.Context, cr *imageSecret, k
 		return err
 	}
 	secret := c.secretName(cr)
+	named, err := c.pullSecretNames(cr.meta.Namespace)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, sa := range sas {
-		added := slices.Contains(addedPullSecrets(sa), secret)
-		has := hasPullSecret(sa, secret)
 		selected := keep && selectsServiceAccount(cr.serviceAccounts, sa.Name)
-		var err error
-		switch {
-		case selected && !has:
-			err = c.patchServiceAccount(ctx, sa, secret, true)
-		case !selected && added:
-			err = c.patchServiceAccount(ctx, sa, secret, false)
+		add := ""
+		if selected && !hasPullSecret(sa, secret) {
+			add = secret
 		}
-		if err != nil {
-			errs = append(errs, err)
+		var remove []string
+		for _, r := range addedPullSecrets(sa) {
+			if (r == secret && !selected) || (r != secret && !named[r]) {
+				remove = append(remove, r)
+			}
+		}
+		if add != "" || len(remove) > 0 {
+			errs = append(errs, c.patchServiceAccount(ctx, sa, add, remove))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// patchServiceAccount adds (or removes) secret in sa's imagePullSecrets and
-// in the operator's record. The list is atomic (no strategic merge by name),
-// so the patch is a JSON merge patch of the whole list, conditional on the
-// resourceVersion it was computed from.
-func (c *Controller) patchServiceAccount(ctx context.Context, sa *corev1.ServiceAccount, secret string, add bool) error {
-	record := slices.DeleteFunc(addedPullSecrets(sa), func(s string) bool { return s == secret })
-	list := slices.DeleteFunc(slices.Clone(sa.ImagePullSecrets), func(r corev1.LocalObjectReference) bool { return r.Name == secret })
-	if add {
-		record = append(record, secret)
-		list = append(list, corev1.LocalObjectReference{Name: secret})
+// pullSecretNames are the Secret names of the namespace's ImagePullSecrets.
+func (c *Controller) pullSecretNames(namespace string) (map[string]bool, error) {
+	objs, err := c.objectIndexer.ByIndex(cache.NamespaceIndex, namespace)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, o := range objs {
+		if p, ok := o.(*v1alpha1.ImagePullSecret); ok {
+			names[credentials.SecretName(credentials.KindPull, p.Name, p.Spec.SecretName)] = true
+		}
+	}
+	return names, nil
+}
+
+// patchServiceAccount adds add (unless empty) to sa's imagePullSecrets and
+// removes remove, in the list and in the operator's record, in one patch.
+// The list is atomic (no strategic merge by name), so the patch is a JSON
+// merge patch of the whole list, conditional on the resourceVersion it was
+// computed from.
+func (c *Controller) patchServiceAccount(ctx context.Context, sa *corev1.ServiceAccount, add string, remove []string) error {
+	drop := func(name string) bool { return name == add || slices.Contains(remove, name) }
+	record := slices.DeleteFunc(addedPullSecrets(sa), drop)
+	list := slices.DeleteFunc(slices.Clone(sa.ImagePullSecrets), func(r corev1.LocalObjectReference) bool { return drop(r.Name) })
+	if add != "" {
+		record = append(record, add)
+		list = append(list, corev1.LocalObjectReference{Name: add})
 	}
 	var annotation any // null deletes the annotation
 	if len(record) > 0 {
@@ -133,13 +158,9 @@ func (c *Controller) patchServiceAccount(ctx context.Context, sa *corev1.Service
 		return nil
 	}
 	if err != nil {
-		verb := "adding"
-		if !add {
-			verb = "removing"
-		}
-		return fmt.Errorf("%s Secret %s in the imagePullSecrets of ServiceAccount %s: %w", verb, secret, klog.KObj(sa), err)
+		return fmt.Errorf("patching the imagePullSecrets of ServiceAccount %s (adding %q, removing %q): %w", klog.KObj(sa), add, remove, err)
 	}
-	klog.FromContext(ctx).V(2).Info("Patched ServiceAccount", "serviceAccount", klog.KObj(sa), "secret", secret, "added", add)
+	klog.FromContext(ctx).V(2).Info("Patched ServiceAccount", "serviceAccount", klog.KObj(sa), "added", add, "removed", remove)
 	return nil
 }
 

@@ -100,6 +100,38 @@ func TestServiceAccountsGetAndLoseTheSecret(t *testing.T) {
 	}
 }
 
+// Renaming the Secret (spec.secretName) moves the entry: the old name's
+// entry, which no ImagePullSecret names any more, goes in the same patch
+// that adds the new one; another object's entry stays.
+func TestServiceAccountEntryFollowsSecretRename(t *testing.T) {
+	f := created(t, credentials.KindPull)
+	f.addServiceAccount(serviceAccount("default", "foreign"))
+	f.selectServiceAccounts("default")
+	f.convergeCI()
+	if got, rec := f.pullSecrets("default"); !slices.Equal(got, []string{"foreign", pullSecret}) || rec != pullSecret {
+		t.Fatalf("before the rename: imagePullSecrets %q, record %q", got, rec)
+	}
+	// Another ImagePullSecret's recorded entry, as its own sync would leave it.
+	other := f.serviceAccount("default").DeepCopy()
+	other.ImagePullSecrets = append(other.ImagePullSecrets, corev1.LocalObjectReference{Name: "other-image-pull-secret"})
+	other.Annotations[v1alpha1.AnnotationAddedImagePullSecrets] += ",other-image-pull-secret"
+	f.edit(f.kube.Tracker(), gvrServiceAccount, other, "team")
+	otherObj := newObject(credentials.KindPull, "team", "other")
+	otherObj.(*v1alpha1.ImagePullSecret).ResourceVersion = f.nextRV()
+	if err := f.client.Tracker().Add(otherObj); err != nil {
+		t.Fatal(err)
+	}
+
+	f.updateObject("team", "ci", func(cr *imageSecret) {
+		cr.obj.(*v1alpha1.ImagePullSecret).Spec.SecretName = "ci-renamed"
+	})
+	f.convergeCI()
+	got, rec := f.pullSecrets("default")
+	if !slices.Equal(got, []string{"foreign", "other-image-pull-secret", "ci-renamed"}) || rec != "other-image-pull-secret,ci-renamed" {
+		t.Errorf("after the rename: imagePullSecrets %q, record %q; want foreign, the other object's and the new name", got, rec)
+	}
+}
+
 func TestServiceAccountEntryAddedByHandIsKept(t *testing.T) {
 	f := created(t, credentials.KindPull)
 	f.addServiceAccount(serviceAccount("default", pullSecret))
