@@ -169,8 +169,9 @@ type Controller struct {
 
 	opts Options
 
-	// deletedTokenKeys keeps a deleted token Secret's keys for the next sync.
-	deletedTokenKeys *deletedTokenKeys
+	// tokenSecrets remembers each registry's token Secret, so that a
+	// deleted one's key can come back (tokensecrets.go).
+	tokenSecrets *lastTokenSecrets
 
 	// syncHandler is a seam for tests of the queue plumbing.
 	syncHandler worker.SyncFunc
@@ -241,7 +242,7 @@ func NewController(
 		queue:                   worker.NewQueue("ImageRegistries", opts.Clock),
 		recorder:                recorder,
 		opts:                    opts,
-		deletedTokenKeys:        newDeletedTokenKeys(),
+		tokenSecrets:            newLastTokenSecrets(),
 	}
 	c.syncHandler = c.sync
 
@@ -260,7 +261,7 @@ func NewController(
 		{statefulSetInformer.Informer(), c.ownedHandler(nil)},
 		{serviceInformer.Informer(), c.ownedHandler(nil)},
 		{configMapInformer.Informer(), c.ownedHandler(c.handleUserConfigMap)},
-		{secrets, c.secretHandler()},
+		{secrets, c.ownedHandler(c.handleUnownedSecret)},
 		{serviceAccountInformer.Informer(), c.ownedHandler(nil)},
 		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
 		{podInformer.Informer(), c.podHandler()},
@@ -314,40 +315,6 @@ func (c *Controller) ownedHandler(unowned func(metav1.Object)) cache.ResourceEve
 		},
 		DeleteFunc: handle,
 	}
-}
-
-// secretHandler is ownedHandler for Secrets that first keeps a deleted
-// token Secret's keys for the next sync (deletedTokenKeys).
-func (c *Controller) secretHandler() cache.ResourceEventHandler {
-	h := c.ownedHandler(c.handleUnownedSecret)
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj interface{}) { h.OnAdd(obj, false) },
-		UpdateFunc: h.OnUpdate,
-		DeleteFunc: func(obj interface{}) {
-			c.rememberDeletedTokenSecret(obj)
-			h.OnDelete(obj)
-		},
-	}
-}
-
-// rememberDeletedTokenSecret keeps the data of obj if it is an
-// operator-made token Secret.
-func (c *Controller) rememberDeletedTokenSecret(obj interface{}) {
-	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tombstone.Obj
-	}
-	s, ok := obj.(*corev1.Secret)
-	if !ok {
-		return
-	}
-	ref := metav1.GetControllerOf(s)
-	if ref == nil || ref.Kind != "ImageRegistry" || ref.APIVersion != v1alpha1.SchemeGroupVersion.String() {
-		return
-	}
-	if s.Name != tokenSecretName(&v1alpha1.ImageRegistry{ObjectMeta: metav1.ObjectMeta{Name: ref.Name}}) {
-		return
-	}
-	c.deletedTokenKeys.remember(cache.NewObjectName(s.Namespace, ref.Name), s)
 }
 
 // podHandler enqueues the registry of a collector pod (its controller) and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,6 +48,10 @@ func (c *Controller) ensureTokenKey(ctx context.Context, reg *v1alpha1.ImageRegi
 		m   *keyMaterial
 		err error
 	)
+	if (auth.CA != nil && auth.CA.SecretName != "") || issuer != nil {
+		// Not an operator-made key: nothing of it to bring back.
+		c.tokenSecrets.forget(cache.MetaObjectToName(reg))
+	}
 	switch {
 	case auth.CA != nil && auth.CA.SecretName != "":
 		m, err = c.readUserKeyPair(ctx, reg, st, auth.CA.SecretName, ReasonTokenSecretNotFound, ReasonInvalidTokenSecret)
@@ -81,8 +86,8 @@ const (
 // pod signed: at the renewal time a next key is added and published in the
 // registry's JWKS; once the rolled-out pod template trusts it, it replaces
 // the signing key. A deleted Secret starts a renewal at once: its key pair
-// comes back from deletedTokenKeys as the signing key. A missing (and not
-// remembered) or broken key pair is replaced at once.
+// comes back from c.tokenSecrets as the signing key (tokensecrets.go). A
+// missing (and not remembered) or broken key pair is replaced at once.
 func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) (*keyMaterial, error) {
 	cur, err := lookup(c.secretsLister.Secrets(reg.Namespace).Get(tokenSecretName(reg)))
 	if err != nil {
@@ -99,10 +104,18 @@ func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageR
 		if err := checkControlled(reg, "Secret", cur); err != nil {
 			return nil, err
 		}
-		c.deletedTokenKeys.forget(regKey)
 		data = cur.Data
-	} else {
-		data, restored = c.deletedTokenKeys.get(regKey)
+	} else if last, ok := c.tokenSecrets.get(regKey, reg.UID); ok {
+		// Gone from the cache: deleted, or written by the last sync and
+		// not in the cache yet. Only the API tells which.
+		live, err := c.kubeClient.CoreV1().Secrets(reg.Namespace).Get(ctx, tokenSecretName(reg), metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil {
+			return nil, fmt.Errorf("token Secret %s/%s exists but is not in the cache yet", reg.Namespace, live.Name)
+		}
+		data, restored = last, true
 	}
 	var kp, next *pki.KeyPair
 	if p, err := pki.ParseKeyPair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey]); err == nil {
@@ -143,9 +156,11 @@ func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageR
 	} else {
 		st.requeueNoLaterThan(pki.RenewalTime(kp.Cert))
 	}
-	if _, err := ensureObject(ctx, c, reg, "Secret", cur, desired, c.kubeClient.CoreV1().Secrets(reg.Namespace), mergeTokenSecretData); err != nil {
+	written, err := ensureObject(ctx, c, reg, "Secret", cur, desired, c.kubeClient.CoreV1().Secrets(reg.Namespace), mergeTokenSecretData)
+	if err != nil {
 		return nil, err
 	}
+	c.tokenSecrets.remember(regKey, reg.UID, written.Data)
 	return &keyMaterial{certPEM: kp.CertPEM, keyPEM: kp.KeyPEM}, nil
 }
 

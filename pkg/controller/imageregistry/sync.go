@@ -95,7 +95,7 @@ func (c *Controller) sync(ctx context.Context, key cache.ObjectName) error {
 	if apierrors.IsNotFound(err) {
 		// Owned objects go with it through garbage collection.
 		logger.V(4).Info("ImageRegistry gone")
-		c.deletedTokenKeys.forget(key)
+		c.tokenSecrets.forget(key)
 		return nil
 	}
 	if err != nil {

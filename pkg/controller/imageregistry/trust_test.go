@@ -234,21 +234,19 @@ func TestDeletedTokenSecret(t *testing.T) {
 	f.bumpGenerations()
 	f.mustSync(reg)
 	f.markRolledOut(reg)
+	// The running operator has synced the registry since.
+	seen := f.mustSync(reg).tokenSecrets
 	old := f.signingKeyID(reg)
-	deleted := f.secret("team-a", "reg-auth-token")
-	tlsSecret := f.secret("team-a", "reg-tls")
 	if err := f.kubeClient.CoreV1().Secrets("team-a").Delete(f.ctx, "reg-auth-token", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	// The running operator saw the deletion (here as a tombstone, as after
-	// a missed watch event).
+	// The same process, its cache without the Secret; lagging is a second
+	// view of that cache, used after the write-back.
 	c := f.controller()
-	c.secretHandler().OnDelete(tlsSecret)
-	if _, ok := c.deletedTokenKeys.get(cache.MetaObjectToName(reg)); ok {
-		t.Fatal("a deleted serving certificate Secret was kept as token keys")
-	}
-	c.secretHandler().OnDelete(cache.DeletedFinalStateUnknown{Key: "team-a/reg-auth-token", Obj: deleted})
+	c.tokenSecrets = seen
+	lagging := f.controller()
+	lagging.tokenSecrets = seen
 	if err := c.syncHandler(f.ctx, cache.MetaObjectToName(reg)); err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +262,21 @@ func TestDeletedTokenSecret(t *testing.T) {
 		t.Fatalf("pod template annotations %v: want signing %s, trusting %s", tmpl.Annotations, old, next)
 	}
 
+	// A sync whose cache does not hold the written-back Secret yet asks
+	// the API, finds it, and writes nothing.
+	f.clearActions()
+	if err := lagging.syncHandler(f.ctx, cache.MetaObjectToName(reg)); err == nil {
+		t.Fatal("a sync with the Secret missing from its cache succeeded")
+	}
+	for _, a := range f.actions() {
+		if strings.HasPrefix(a, "create secrets") || strings.HasPrefix(a, "update secrets") {
+			t.Errorf("a sync with the Secret missing from its cache wrote it: %v", f.actions())
+		}
+	}
+	if keyID(t, f.secret("team-a", "reg-auth-token").Data[nextTokenCertKey], f.secret("team-a", "reg-auth-token").Data[nextTokenKeyKey]) != next {
+		t.Error("the next key changed")
+	}
+
 	// Every pod trusts the new key: it signs, the deleted one is retired.
 	f.markRolledOut(reg)
 	f.mustSync(reg)
@@ -275,6 +288,28 @@ func TestDeletedTokenSecret(t *testing.T) {
 	}
 	if tmpl := f.statefulSet(reg).Spec.Template; tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey] != next {
 		t.Errorf("pod template signs with %s, want %s", tmpl.Annotations[v1alpha1.AnnotationTokenSigningKey], next)
+	}
+}
+
+// A registry made again under the same name never gets the key of the one
+// it replaces, though the operator still remembers that one.
+func TestTokenSecretMemoryIsPerRegistryUID(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	f := newFixture(t, nil, reg)
+	seen := f.mustSync(reg).tokenSecrets
+	old := f.signingKeyID(reg)
+
+	// Deleted with everything it owned, and made again.
+	again := newRegistry("team-a", "reg")
+	again.UID = "uid-reg-again"
+	f2 := newFixture(t, nil, again)
+	c := f2.controller()
+	c.tokenSecrets = seen
+	if err := c.syncHandler(f2.ctx, cache.MetaObjectToName(again)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f2.signingKeyID(again); got == old || len(f2.secret("team-a", "reg-auth-token").Data[nextTokenKeyKey]) != 0 {
+		t.Fatalf("the new registry signs with %s, its predecessor's key %s, or has a next key", got, old)
 	}
 }
 
