@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,20 +24,58 @@ import (
 // template keeps its images, and the garbage collector mounts the same
 // claim either way. Like a StatefulSet's claims it has no owner: it
 // outlives the registry, and a registry made again under the same name
-// finds its images.
+// finds its images. A StatefulSet keeps the layout it was made with
+// (decideClaimLayout), as its claim templates cannot change.
 
-// sharedClaim tells whether reg's replicas share one operator-made claim.
-func sharedClaim(reg *v1alpha1.ImageRegistry) bool {
-	return s3Storage(reg) == nil && slices.Contains(reg.Spec.PersistentVolumeClaim.AccessModes, corev1.ReadWriteMany)
+// claimLayout is how a registry's pods get their data volume.
+type claimLayout int
+
+const (
+	// noClaim: S3 holds the blobs.
+	noClaim claimLayout = iota
+	// claimPerPod: a volumeClaimTemplate, a claim (and volume) per pod.
+	claimPerPod
+	// oneSharedClaim: every pod mounts the operator-made dataClaimName.
+	oneSharedClaim
+)
+
+// decideClaimLayout picks the layout for reg. An existing StatefulSet's
+// claim templates cannot change, so it keeps the layout it was made with:
+// with templates, a claim per pod; without, one shared claim (a registry
+// back from S3 or from ReadWriteMany runs one replica on it).
+func decideClaimLayout(reg *v1alpha1.ImageRegistry, cur *appsv1.StatefulSet) claimLayout {
+	switch {
+	case s3Storage(reg) != nil:
+		return noClaim
+	case cur != nil && len(cur.Spec.VolumeClaimTemplates) > 0:
+		return claimPerPod
+	case cur != nil || slices.Contains(reg.Spec.PersistentVolumeClaim.AccessModes, corev1.ReadWriteMany):
+		return oneSharedClaim
+	default:
+		return claimPerPod
+	}
+}
+
+// storageNotShared is the condition of a registry whose replicas each
+// have a claim of their own (a StatefulSet made before ReadWriteMany
+// replicas shared one): what one pod takes, the others do not serve. Nil
+// if that is not so.
+func storageNotShared(reg *v1alpha1.ImageRegistry, layout claimLayout) error {
+	n := replicas(reg)
+	if layout != claimPerPod || n < 2 {
+		return nil
+	}
+	sts := statefulSetName(reg)
+	// No retry: nothing changes until the user acts, which brings a sync.
+	return &conditionError{reason: ReasonStorageNotShared, warn: true, message: fmt.Sprintf(
+		"the %d replicas each mount a claim of their own, %s to %s-%d (the StatefulSet was made with a volume claim template, which cannot change), so images pushed through one pod are missing on the others: run one replica, or copy the images of the other claims into %s, then kubectl delete statefulset %s --cascade=orphan (the pods keep serving) and the operator makes it anew with one shared claim",
+		n, dataClaimName(reg), dataVolume+"-"+sts, n-1, dataClaimName(reg), sts)}
 }
 
 // ensureSharedClaim creates the shared claim if it is missing. An existing
 // claim is left as it is: its spec is immutable but for its size, as a
 // template claim's is.
-func (c *Controller) ensureSharedClaim(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
-	if !sharedClaim(reg) {
-		return nil
-	}
+func (c *Controller) ensureSharedClaim(ctx context.Context, reg *v1alpha1.ImageRegistry) error {
 	name := dataClaimName(reg)
 	cur, err := lookup(c.claimsLister.PersistentVolumeClaims(reg.Namespace).Get(name))
 	if err != nil {

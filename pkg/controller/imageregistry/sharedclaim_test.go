@@ -99,29 +99,69 @@ func TestSharedClaimWithoutReadWriteMany(t *testing.T) {
 	}
 }
 
-// A StatefulSet made with a claim template cannot drop it (the field is
-// immutable, and the operator may not delete StatefulSets): the user is
-// told how to let the operator make it anew.
-func TestClaimTemplateDroppedWarns(t *testing.T) {
+// A StatefulSet made with a claim template keeps it (the field is
+// immutable, and the operator may not delete StatefulSets): scaled to two
+// replicas on ReadWriteMany, each pod still has its own claim, so the
+// registry is not Ready and says how to move to one shared claim; every
+// object is still kept in shape.
+func TestReplicasOnClaimTemplatesAreNotReady(t *testing.T) {
 	reg := newRegistry("team-a", "reg")
 	f := newFixture(t, nil, reg)
 	f.mustSync(reg)
-	if len(f.statefulSet(reg).Spec.VolumeClaimTemplates) != 1 {
-		t.Fatal("a ReadWriteOnce registry has no volume claim template")
-	}
 	reg = f.registry("team-a", "reg")
+	reg.Spec.Replicas = ptr.To[int32](2)
 	reg.Spec.PersistentVolumeClaim.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
 	if _, err := f.client.RegistryV1alpha1().ImageRegistries("team-a").Update(f.ctx, reg, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	f.clearActions()
 	f.mustSync(reg)
-	var msg string
-	for _, e := range f.events() {
-		if strings.HasPrefix(e, corev1.EventTypeWarning+" "+EventReasonVolumeClaimTemplateImmutable+" ") {
-			msg = e
+	f.expectReady(reg, metav1.ConditionFalse, ReasonStorageNotShared)
+	f.expectWarning(ReasonStorageNotShared)
+	if c := f.readyCondition(reg); !strings.Contains(c.Message, "--cascade=orphan") || !strings.Contains(c.Message, "data-reg-1") {
+		t.Errorf("Ready message %q does not say where the images are and how to apply the change", c.Message)
+	}
+	sts := f.statefulSet(reg)
+	if *sts.Spec.Replicas != 2 || len(sts.Spec.VolumeClaimTemplates) != 1 {
+		t.Errorf("StatefulSet: %d replicas, %d claim templates; want 2 and the template kept", *sts.Spec.Replicas, len(sts.Spec.VolumeClaimTemplates))
+	}
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Name == dataVolume {
+			t.Errorf("pod volume %s beside the claim template of that name", dataVolume)
 		}
 	}
-	if !strings.Contains(msg, "--cascade=orphan") {
-		t.Errorf("Warning %q does not say how to apply the change", msg)
+	if _, err := f.kubeClient.CoreV1().PersistentVolumeClaims("team-a").Get(f.ctx, "data-reg-0", metav1.GetOptions{}); err == nil {
+		t.Error("the operator made a shared claim the pods do not use")
+	}
+}
+
+// A registry made on one shared claim keeps it when the spec goes back to
+// ReadWriteOnce and one replica: its StatefulSet has no claim template, so
+// the pods must go on mounting the claim (without a volume, the API server
+// would refuse every StatefulSet update).
+func TestSharedClaimKeptBackOnReadWriteOnce(t *testing.T) {
+	reg := readWriteManyRegistry()
+	f := newFixture(t, nil, reg)
+	f.mustSync(reg)
+	reg = f.registry("team-a", "reg")
+	reg.Spec.Replicas = ptr.To[int32](1)
+	reg.Spec.PersistentVolumeClaim.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
+	if _, err := f.client.RegistryV1alpha1().ImageRegistries("team-a").Update(f.ctx, reg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync(reg)
+	sts := f.statefulSet(reg)
+	if len(sts.Spec.VolumeClaimTemplates) != 0 {
+		t.Fatalf("claim templates %v on a StatefulSet made without", sts.Spec.VolumeClaimTemplates)
+	}
+	found := false
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		found = found || (v.Name == dataVolume && v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "data-reg-0")
+	}
+	if !found {
+		t.Errorf("pod volumes %v: want %s on claim data-reg-0", sts.Spec.Template.Spec.Volumes, dataVolume)
+	}
+	if c := f.readyCondition(reg); c.Reason == ReasonStorageNotShared || c.Reason == ReasonInvalidSpec {
+		t.Errorf("Ready %s %s: %s", c.Status, c.Reason, c.Message)
 	}
 }

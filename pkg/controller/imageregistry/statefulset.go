@@ -57,22 +57,31 @@ func configHash(st *syncState) string {
 }
 
 func (c *Controller) ensureStatefulSet(ctx context.Context, reg *v1alpha1.ImageRegistry, st *syncState) error {
+	cur, err := lookup(c.statefulSetsLister.StatefulSets(reg.Namespace).Get(statefulSetName(reg)))
+	if err != nil {
+		return err
+	}
+	// One that is not ours is refused by ensureObject; its layout is no guide.
+	ours := cur
+	if cur != nil && !metav1.IsControlledBy(cur, reg) {
+		ours = nil
+	}
+	st.claims = decideClaimLayout(reg, ours)
+	if st.claims == oneSharedClaim {
+		if err := c.ensureSharedClaim(ctx, reg); err != nil {
+			return err
+		}
+	}
+	st.degraded = storageNotShared(reg, st.claims)
 	desired := c.desiredStatefulSet(reg, st)
 	if err := c.annotateUserCredentials(ctx, reg, st, desired); err != nil {
 		return err
 	}
-	cur, err := lookup(c.statefulSetsLister.StatefulSets(reg.Namespace).Get(desired.Name))
-	if err != nil {
-		return err
-	}
-	if cur != nil && metav1.IsControlledBy(cur, reg) && !volumeClaimTemplatesMatch(cur.Spec.VolumeClaimTemplates, desired.Spec.VolumeClaimTemplates) {
+	if ours != nil && st.claims == claimPerPod && !volumeClaimTemplatesMatch(cur.Spec.VolumeClaimTemplates, desired.Spec.VolumeClaimTemplates) {
 		// volumeClaimTemplates are immutable, and existing claims keep their
 		// size anyway: tell the user rather than fight the API. (Deleting
 		// the StatefulSet would need a right the operator does without.)
 		msg := fmt.Sprintf("StatefulSet %s keeps its volume claim template: spec.persistentVolumeClaim changes apply only to new registries", cur.Name)
-		if len(cur.Spec.VolumeClaimTemplates) != len(desired.Spec.VolumeClaimTemplates) {
-			msg = fmt.Sprintf("StatefulSet %s keeps its volume claim templates, which the registry's storage no longer uses (S3, or one claim the replicas share): delete it with kubectl delete statefulset %s --cascade=orphan, the pods keep serving, and the operator makes it anew", cur.Name, cur.Name)
-		}
 		klog.FromContext(ctx).Info(msg, "imageRegistry", klog.KObj(reg))
 		c.recorder.Event(reg, corev1.EventTypeWarning, EventReasonVolumeClaimTemplateImmutable, msg)
 	}
@@ -116,7 +125,7 @@ func (c *Controller) desiredStatefulSet(reg *v1alpha1.ImageRegistry, st *syncSta
 			},
 		},
 	}
-	if s3Storage(reg) == nil && !sharedClaim(reg) {
+	if st.claims == claimPerPod {
 		sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{volumeClaimTemplate(reg)}
 	}
 	return sts
@@ -163,7 +172,7 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		serviceAccountTokenVolume(),
 	}
-	if sharedClaim(reg) {
+	if st.claims == oneSharedClaim {
 		volumes = append(volumes, sharedClaimVolume(reg))
 	}
 	if dockerAuth {

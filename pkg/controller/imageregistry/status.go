@@ -55,6 +55,9 @@ const (
 	// ReasonSharedClaimNotReadWriteMany (bad input): the claim several
 	// replicas would share exists without ReadWriteMany access.
 	ReasonSharedClaimNotReadWriteMany = "SharedClaimNotReadWriteMany"
+	// ReasonStorageNotShared (bad input): several replicas each have a claim
+	// of their own, from a StatefulSet made with a volume claim template.
+	ReasonStorageNotShared = "StorageNotShared"
 )
 
 // Reasons of Normal and Warning events that are not condition reasons.

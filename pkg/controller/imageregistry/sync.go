@@ -74,6 +74,11 @@ type syncState struct {
 	gcScheduleErr string
 	// readOnlyPods counts the registry pods whose template said read-only.
 	readOnlyPods int
+	// claims is how the pods get their data volume (sharedclaim.go).
+	claims claimLayout
+	// degraded is reported once every object is written: the registry
+	// runs, but not as the spec asks.
+	degraded error
 	// requeueAt is the earliest time the registry must be looked at again
 	// without an event: a certificate renewal or a user Secret re-read.
 	requeueAt time.Time
@@ -147,7 +152,6 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 		c.ensureRegistryConfig,
 		c.ensureRBAC,
 		c.ensureServices,
-		c.ensureSharedClaim,
 		c.ensureStatefulSet,
 		c.ensurePodDisruptionBudget,
 		c.runGarbageCollection,
@@ -157,7 +161,7 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 			return err
 		}
 	}
-	return nil
+	return st.degraded
 }
 
 // checkImages refuses spec.images outside Options.AllowedImages: whoever
