@@ -2,12 +2,16 @@ package imageregistry
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
@@ -23,11 +27,50 @@ import (
 
 func podDisruptionBudgetName(r *v1alpha1.ImageRegistry) string { return r.Name }
 
+// ensurePodDisruptionBudget keeps the registry's budget, unless a budget
+// of someone else's already selects its pods: the eviction API refuses to
+// evict a pod that two budgets select, which would block every drain. Then
+// the operator's own budget, if any, goes. A budget of someone else's under
+// the operator's name is a Warning, not a stop: the registry serves as well
+// without.
 func (c *Controller) ensurePodDisruptionBudget(ctx context.Context, reg *v1alpha1.ImageRegistry, _ *syncState) error {
+	budgets, err := c.disruptionBudgetsLister.PodDisruptionBudgets(reg.Namespace).List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	var ours, foreign *policyv1.PodDisruptionBudget
+	pods := labels.Set(objectLabels(reg))
+	for _, b := range budgets {
+		if metav1.IsControlledBy(b, reg) {
+			ours = b
+			continue
+		}
+		if sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector); err == nil && sel.Matches(pods) && foreign == nil {
+			foreign = b
+		}
+	}
+	if foreign != nil {
+		klog.FromContext(ctx).V(4).Info("A PodDisruptionBudget of someone else's selects the registry's pods", "podDisruptionBudget", klog.KObj(foreign))
+		if ours == nil {
+			return nil
+		}
+		err := c.kubeClient.PolicyV1().PodDisruptionBudgets(reg.Namespace).Delete(ctx, ours.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &ours.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete PodDisruptionBudget %s/%s: %w", ours.Namespace, ours.Name, err)
+		}
+		c.recorder.Eventf(reg, corev1.EventTypeNormal, EventReasonDisruptionBudgetLeftToUser,
+			"Deleted PodDisruptionBudget %s: PodDisruptionBudget %s selects the registry's pods too, and the eviction API refuses pods two budgets select", ours.Name, foreign.Name)
+		return nil
+	}
 	desired := podDisruptionBudget(reg)
 	cur, err := lookup(c.disruptionBudgetsLister.PodDisruptionBudgets(reg.Namespace).Get(desired.Name))
 	if err != nil {
 		return err
+	}
+	if cur != nil && !metav1.IsControlledBy(cur, reg) {
+		c.recorder.Eventf(reg, corev1.EventTypeWarning, ReasonResourceConflict,
+			"PodDisruptionBudget %s exists and is not controlled by ImageRegistry %s: the registry runs without a budget", cur.Name, reg.Name)
+		return nil
 	}
 	_, err = ensureObject(ctx, c, reg, "PodDisruptionBudget", cur, desired, c.kubeClient.PolicyV1().PodDisruptionBudgets(reg.Namespace), mergePodDisruptionBudget)
 	return err

@@ -7,7 +7,9 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 func (f *fixture) disruptionBudget(ns, name string) *policyv1.PodDisruptionBudget {
@@ -62,5 +64,45 @@ func TestPodDisruptionBudgetAndSpread(t *testing.T) {
 	f.mustSync(reg)
 	if got := f.disruptionBudget("team-a", "reg").Spec.MaxUnavailable; got == nil || *got != intstr.FromInt32(1) {
 		t.Errorf("after the repair maxUnavailable is %v", got)
+	}
+}
+
+// A budget of the user's that selects the registry's pods takes the place
+// of the operator's: the eviction API refuses a pod two budgets select, so
+// keeping both would block every drain. A budget of someone else's under
+// the operator's name is a Warning, and the rest of the sync goes on.
+func TestUserDisruptionBudgetWins(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	f := newFixture(t, nil, reg)
+	f.mustSync(reg)
+	theirs := &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "registry-budget"},
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			Selector:     &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/instance": "reg"}},
+			MinAvailable: ptr.To(intstr.FromInt32(1)),
+		},
+	}
+	if _, err := f.kubeClient.PolicyV1().PodDisruptionBudgets("team-a").Create(f.ctx, theirs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clearActions()
+	f.mustSync(reg)
+	f.expectActions("delete poddisruptionbudgets team-a/reg")
+	f.clearActions()
+	f.mustSync(reg)
+	f.expectActions()
+
+	// Same name, other pods: a Warning; the registry is still Ready.
+	f2 := newFixture(t, []runtime.Object{&policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "reg"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}},
+	}}, reg)
+	f2.mustSync(reg)
+	f2.expectWarning(ReasonResourceConflict)
+	if b := f2.disruptionBudget("team-a", "reg"); len(b.OwnerReferences) != 0 || b.Spec.Selector.MatchLabels["app"] != "other" {
+		t.Errorf("someone else's budget was changed: %+v", b)
+	}
+	if c := f2.readyCondition(reg); c.Reason == ReasonResourceConflict {
+		t.Errorf("Ready %s %s because of someone else's budget", c.Status, c.Reason)
 	}
 }

@@ -72,6 +72,9 @@ const (
 	// pattern or an account match, so every admitted namespace's accounts
 	// get it.
 	EventReasonACLCrossesNamespaces = "ACLCrossesNamespaces"
+	// EventReasonDisruptionBudgetLeftToUser: a PodDisruptionBudget of
+	// someone else's selects the registry's pods, so the operator's went.
+	EventReasonDisruptionBudgetLeftToUser = "DisruptionBudgetLeftToUser"
 )
 
 // updateStatus writes status only when it changed. cerr, if set, is the

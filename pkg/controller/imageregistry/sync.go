@@ -153,8 +153,8 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 		c.ensureRBAC,
 		c.ensureServices,
 		c.ensureStatefulSet,
-		c.ensurePodDisruptionBudget,
 		c.runGarbageCollection,
+		c.ensurePodDisruptionBudget,
 	}
 	for _, step := range steps {
 		if err := step(ctx, reg, st); err != nil {
