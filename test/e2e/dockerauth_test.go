@@ -502,11 +502,8 @@ func (u *userEnv) tokenKeyRenewal(t *testing.T, ref, digest string) {
 	eventually(t, time.Minute, "pulls before the renewal", func(context.Context) (bool, error) { return okSoFar() >= 2, nil })
 
 	deleted := time.Now()
-	if err := u.cp.Client.CoreV1().Secrets(u.ns).Delete(ctx, exampleRegistry+"-auth-token", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	u.deleteTokenSecret(t)
 	okAtDeletion := okSoFar()
-	t.Logf("deleted Secret %s-auth-token", exampleRegistry)
 	var after []string
 	eventually(t, time.Minute, "jwks.json to list the old and a new key", func(ctx context.Context) (bool, error) {
 		kids, err := u.registryJWKSKeyIDs(ctx)

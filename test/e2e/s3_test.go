@@ -20,6 +20,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -38,6 +39,7 @@ import (
 
 	v1alpha1 "github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 	"github.com/image-registry-operator/image-registry-operator/pkg/pki"
+	"github.com/image-registry-operator/image-registry-operator/pkg/tokenkey"
 	"github.com/image-registry-operator/image-registry-operator/test/e2e/dataplane"
 	"github.com/image-registry-operator/image-registry-operator/test/e2e/framework"
 )
@@ -307,10 +309,11 @@ spec:
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range pod.Spec.Volumes {
-			if v.Name == "data" && (v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != claim.Name) {
-				t.Errorf("pod %s mounts %s as its data volume, want claim %s", p.Name, describeVolume(v), claim.Name)
-			}
+		i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == "data" })
+		if i < 0 {
+			t.Errorf("pod %s has no data volume", p.Name)
+		} else if v := pod.Spec.Volumes[i]; v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != claim.Name {
+			t.Errorf("pod %s mounts %s as its data volume, want claim %s", p.Name, describeVolume(v), claim.Name)
 		}
 	}
 	pod0, pod1 := exampleRegistry+"-0", exampleRegistry+"-1"
@@ -837,9 +840,48 @@ func (u *userEnv) ageTokenCertificate(t *testing.T) {
 }
 
 // deleteTokenSecret deletes the token Secret, as an admin asking for a
-// new key would.
+// new key would, and checks that the operator writes it back with the
+// deleted key as signing key and a new next key: the renewal that follows
+// publishes the new key before anyone signs with it.
 func (u *userEnv) deleteTokenSecret(t *testing.T) {
-	if err := u.cp.Client.CoreV1().Secrets(u.ns).Delete(context.Background(), exampleRegistry+"-auth-token", metav1.DeleteOptions{}); err != nil {
+	ctx := context.Background()
+	name := exampleRegistry + "-auth-token"
+	old, err := u.cp.Client.CoreV1().Secrets(u.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	oldKID := secretKeyID(t, old.Data[corev1.TLSCertKey], old.Data[corev1.TLSPrivateKeyKey])
+	if err := u.cp.Client.CoreV1().Secrets(u.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var back *corev1.Secret
+	eventually(t, time.Minute, "the token Secret written back", func(ctx context.Context) (bool, error) {
+		back, err = u.cp.Client.CoreV1().Secrets(u.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return back.UID != old.UID, nil
+	})
+	if kid := secretKeyID(t, back.Data[corev1.TLSCertKey], back.Data[corev1.TLSPrivateKeyKey]); kid != oldKID {
+		t.Fatalf("the token Secret came back signing with %s, not the deleted key %s: pods not yet restarted would refuse its tokens", kid, oldKID)
+	}
+	if len(back.Data["next.crt"]) == 0 || len(back.Data["next.key"]) == 0 {
+		t.Fatalf("the token Secret came back without a next key (keys %v)", slices.Sorted(maps.Keys(back.Data)))
+	}
+	t.Logf("token Secret deleted and written back with the deleted key %s and a next key %s",
+		oldKID, secretKeyID(t, back.Data["next.crt"], back.Data["next.key"]))
+}
+
+// secretKeyID is the key id (RFC 7638 thumbprint) of a PEM key pair.
+func secretKeyID(t *testing.T, certPEM, keyPEM []byte) string {
+	t.Helper()
+	kp, err := pki.ParseKeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := tokenkey.Thumbprint(kp.Key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kid
 }
