@@ -266,7 +266,7 @@ func NewController(
 		{roleBindingInformer.Informer(), c.ownedHandler(nil)},
 		{podInformer.Informer(), c.podHandler()},
 		{claimInformer.Informer(), c.claimHandler()},
-		{disruptionBudgetInformer.Informer(), c.ownedHandler(nil)},
+		{disruptionBudgetInformer.Informer(), c.ownedHandler(c.enqueueNamespace)},
 	}
 	for _, h := range handlers {
 		if _, err := h.informer.AddEventHandler(h.handler); err != nil {
@@ -332,6 +332,20 @@ func (c *Controller) podHandler() cache.ResourceEventHandler {
 // owner (sharedclaim.go), by its instance label.
 func (c *Controller) claimHandler() cache.ResourceEventHandler {
 	return c.ownedHandler(c.enqueueInstance)
+}
+
+// enqueueNamespace enqueues every registry of an object's namespace: a
+// PodDisruptionBudget of the user's may select any registry's pods
+// (disruption.go), and registries per namespace are few.
+func (c *Controller) enqueueNamespace(o metav1.Object) {
+	regs, err := c.registriesLister.ImageRegistries(o.GetNamespace()).List(everything)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	for _, r := range regs {
+		c.enqueue(r)
+	}
 }
 
 // enqueueInstance enqueues the registry an object's labels name as theirs.

@@ -3,6 +3,7 @@ package imageregistry
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -38,14 +39,27 @@ func (c *Controller) ensurePodDisruptionBudget(ctx context.Context, reg *v1alpha
 	if err != nil {
 		return err
 	}
+	// The pods' labels: the template's, and those the StatefulSet
+	// controller and admission added to the pods that run.
+	podLabels := []labels.Set{objectLabels(reg)}
+	pods, err := c.podsLister.Pods(reg.Namespace).List(labels.SelectorFromSet(selectorLabels(reg)))
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		podLabels = append(podLabels, p.Labels)
+	}
 	var ours, foreign *policyv1.PodDisruptionBudget
-	pods := labels.Set(objectLabels(reg))
 	for _, b := range budgets {
 		if metav1.IsControlledBy(b, reg) {
 			ours = b
 			continue
 		}
-		if sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector); err == nil && sel.Matches(pods) && foreign == nil {
+		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
+		if err != nil || foreign != nil {
+			continue
+		}
+		if slices.ContainsFunc(podLabels, func(l labels.Set) bool { return sel.Matches(l) }) {
 			foreign = b
 		}
 	}

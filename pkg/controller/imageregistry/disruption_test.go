@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/image-registry-operator/image-registry-operator/pkg/apis/registry/v1alpha1"
 )
 
 func (f *fixture) disruptionBudget(ns, name string) *policyv1.PodDisruptionBudget {
@@ -105,4 +107,39 @@ func TestUserDisruptionBudgetWins(t *testing.T) {
 	if c := f2.readyCondition(reg); c.Reason == ReasonResourceConflict {
 		t.Errorf("Ready %s %s because of someone else's budget", c.Status, c.Reason)
 	}
+}
+
+// A budget of someone else's, added or removed, brings a sync of the
+// namespace's registries: the operator's own budget must go or come back.
+// One that selects the running pods by a label only they carry counts.
+func TestUserDisruptionBudgetEventsAndPodLabels(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	other := newRegistry("team-b", "reg")
+	f := newFixture(t, nil, reg, other)
+	c := f.controller()
+	theirs := &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "registry-budget"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"injected": "yes"}}},
+	}
+	c.ownedHandler(c.enqueueNamespace).OnAdd(theirs, false)
+	if got := drain(c); len(got) != 1 || got[0] != "team-a/reg" {
+		t.Fatalf("a user's budget enqueued %v, want team-a/reg", got)
+	}
+
+	f.mustSync(reg)
+	if _, err := f.kubeClient.PolicyV1().PodDisruptionBudgets("team-a").Create(f.ctx, theirs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clearActions()
+	f.mustSync(reg)
+	f.expectActions() // no pod carries the label yet: both budgets are apart
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "reg-0", Labels: map[string]string{
+		"app.kubernetes.io/name": "image-registry", "app.kubernetes.io/instance": "reg", v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue, "injected": "yes",
+	}}}
+	if _, err := f.kubeClient.CoreV1().Pods("team-a").Create(f.ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clearActions()
+	f.mustSync(reg)
+	f.expectActions("delete poddisruptionbudgets team-a/reg")
 }

@@ -375,7 +375,7 @@ func (c *Controller) runGarbageCollection(ctx context.Context, reg *v1alpha1.Ima
 	if a == nil || a.PodName != "" {
 		return nil
 	}
-	if msg := unsupportedStorage(reg); msg != "" {
+	if msg := c.unsupportedStorage(reg); msg != "" {
 		c.endRun(ctx, reg, st, runResult{failed: true, message: msg})
 		return nil
 	}
@@ -410,11 +410,21 @@ func (c *Controller) runGarbageCollection(ctx context.Context, reg *v1alpha1.Ima
 }
 
 // unsupportedStorage says why no collector can reach the storage, or "".
-func unsupportedStorage(reg *v1alpha1.ImageRegistry) string {
-	if s3Storage(reg) == nil && slices.Contains(reg.Spec.PersistentVolumeClaim.AccessModes, corev1.ReadWriteOncePod) {
+func (c *Controller) unsupportedStorage(reg *v1alpha1.ImageRegistry) string {
+	if s3Storage(reg) == nil && slices.Contains(c.dataAccessModes(reg), corev1.ReadWriteOncePod) {
 		return "the data volume is ReadWriteOncePod: no second pod may mount it beside the registry"
 	}
 	return ""
+}
+
+// dataAccessModes are the access modes of the claim the collector mounts:
+// the claim's own once it exists (they cannot change, whatever the spec
+// says now), else the spec's.
+func (c *Controller) dataAccessModes(reg *v1alpha1.ImageRegistry) []corev1.PersistentVolumeAccessMode {
+	if claim, err := c.claimsLister.PersistentVolumeClaims(reg.Namespace).Get(dataClaimName(reg)); err == nil {
+		return claim.Spec.AccessModes
+	}
+	return volumeClaimTemplate(reg).Spec.AccessModes
 }
 
 // registryReadOnly tells whether every registry pod runs the read-only
@@ -446,7 +456,7 @@ func (c *Controller) registryReadOnly(reg *v1alpha1.ImageRegistry, st *syncState
 			node = p.Spec.NodeName
 		}
 	}
-	if s3Storage(reg) != nil || slices.Contains(reg.Spec.PersistentVolumeClaim.AccessModes, corev1.ReadWriteMany) {
+	if s3Storage(reg) != nil || slices.Contains(c.dataAccessModes(reg), corev1.ReadWriteMany) {
 		node = ""
 	}
 	return true, node, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -98,24 +97,28 @@ func (c *Controller) ensureTokenSecret(ctx context.Context, reg *v1alpha1.ImageR
 		return nil, err
 	}
 	regKey := cache.MetaObjectToName(reg)
-	var data map[string][]byte
 	restored := false
+	var data map[string][]byte
+	if cur == nil {
+		if last, ok := c.tokenSecrets.get(regKey, reg.UID); ok {
+			// Not in the cache: deleted, or not there yet (just written, or
+			// without the label the cache filters on). Only the API tells.
+			live, err := c.kubeClient.CoreV1().Secrets(reg.Namespace).Get(ctx, tokenSecretName(reg), metav1.GetOptions{})
+			switch {
+			case err == nil:
+				cur = live
+			case apierrors.IsNotFound(err):
+				data, restored = last, true
+			default:
+				return nil, err
+			}
+		}
+	}
 	if cur != nil {
 		if err := checkControlled(reg, "Secret", cur); err != nil {
 			return nil, err
 		}
 		data = cur.Data
-	} else if last, ok := c.tokenSecrets.get(regKey, reg.UID); ok {
-		// Gone from the cache: deleted, or written by the last sync and
-		// not in the cache yet. Only the API tells which.
-		live, err := c.kubeClient.CoreV1().Secrets(reg.Namespace).Get(ctx, tokenSecretName(reg), metav1.GetOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, err
-		}
-		if err == nil {
-			return nil, fmt.Errorf("token Secret %s/%s exists but is not in the cache yet", reg.Namespace, live.Name)
-		}
-		data, restored = last, true
 	}
 	var kp, next *pki.KeyPair
 	if p, err := pki.ParseKeyPair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey]); err == nil {

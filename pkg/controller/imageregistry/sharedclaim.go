@@ -57,19 +57,25 @@ func decideClaimLayout(reg *v1alpha1.ImageRegistry, cur *appsv1.StatefulSet) cla
 }
 
 // storageNotShared is the condition of a registry whose replicas each
-// have a claim of their own (a StatefulSet made before ReadWriteMany
-// replicas shared one): what one pod takes, the others do not serve. Nil
-// if that is not so.
-func storageNotShared(reg *v1alpha1.ImageRegistry, layout claimLayout) error {
+// have a claim of their own (a StatefulSet made with a claim template, as
+// every registry on ReadWriteOnce is): what one pod takes, the others do
+// not serve. cur is the StatefulSet. Nil if that is not so.
+func storageNotShared(reg *v1alpha1.ImageRegistry, layout claimLayout, cur *appsv1.StatefulSet) error {
 	n := replicas(reg)
-	if layout != claimPerPod || n < 2 {
+	if layout != claimPerPod || n < 2 || cur == nil || len(cur.Spec.VolumeClaimTemplates) == 0 {
 		return nil
 	}
 	sts := statefulSetName(reg)
+	claims := fmt.Sprintf("%s to %s-%d", dataClaimName(reg), dataVolume+"-"+sts, n-1)
+	way := fmt.Sprintf("copy the images of the other claims into %s, then kubectl delete statefulset %s --cascade=orphan (the pods keep serving) and the operator makes it anew with %s shared", dataClaimName(reg), sts, dataClaimName(reg))
+	if !slices.Contains(cur.Spec.VolumeClaimTemplates[0].Spec.AccessModes, corev1.ReadWriteMany) {
+		// A ReadWriteOnce claim cannot become the shared one.
+		way = "make a registry on ReadWriteMany storage or S3 and copy the images over"
+	}
 	// No retry: nothing changes until the user acts, which brings a sync.
 	return &conditionError{reason: ReasonStorageNotShared, warn: true, message: fmt.Sprintf(
-		"the %d replicas each mount a claim of their own, %s to %s-%d (the StatefulSet was made with a volume claim template, which cannot change), so images pushed through one pod are missing on the others: run one replica, or copy the images of the other claims into %s, then kubectl delete statefulset %s --cascade=orphan (the pods keep serving) and the operator makes it anew with one shared claim",
-		n, dataClaimName(reg), dataVolume+"-"+sts, n-1, dataClaimName(reg), sts)}
+		"the %d replicas each mount a claim of their own, %s (the StatefulSet was made with a volume claim template, which cannot change), so images pushed through one pod are missing on the others: run one replica, or %s",
+		n, claims, way)}
 }
 
 // ensureSharedClaim creates the shared claim if it is missing. An existing

@@ -118,8 +118,14 @@ func TestReplicasOnClaimTemplatesAreNotReady(t *testing.T) {
 	f.mustSync(reg)
 	f.expectReady(reg, metav1.ConditionFalse, ReasonStorageNotShared)
 	f.expectWarning(ReasonStorageNotShared)
-	if c := f.readyCondition(reg); !strings.Contains(c.Message, "--cascade=orphan") || !strings.Contains(c.Message, "data-reg-1") {
-		t.Errorf("Ready message %q does not say where the images are and how to apply the change", c.Message)
+	// The claims are ReadWriteOnce: none of them can become the shared one.
+	if c := f.readyCondition(reg); !strings.Contains(c.Message, "data-reg-1") || !strings.Contains(c.Message, "ReadWriteMany storage or S3") {
+		t.Errorf("Ready message %q does not say where the images are and what to do", c.Message)
+	}
+	for _, e := range f.events() {
+		if strings.Contains(e, EventReasonVolumeClaimTemplateImmutable) {
+			t.Errorf("a second Warning for the same cause: %s", e)
+		}
 	}
 	sts := f.statefulSet(reg)
 	if *sts.Spec.Replicas != 2 || len(sts.Spec.VolumeClaimTemplates) != 1 {
@@ -163,5 +169,29 @@ func TestSharedClaimKeptBackOnReadWriteOnce(t *testing.T) {
 	}
 	if c := f.readyCondition(reg); c.Reason == ReasonStorageNotShared || c.Reason == ReasonInvalidSpec {
 		t.Errorf("Ready %s %s: %s", c.Status, c.Reason, c.Message)
+	}
+}
+
+// A StatefulSet an earlier operator made with a ReadWriteMany claim
+// template can move to the shared claim: its first pod's claim becomes it.
+func TestReplicasOnReadWriteManyClaimTemplatesSayHowToShare(t *testing.T) {
+	reg := newRegistry("team-a", "reg")
+	f := newFixture(t, nil, reg)
+	f.mustSync(reg)
+	sts := f.statefulSet(reg)
+	sts.Spec.VolumeClaimTemplates[0].Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+	if _, err := f.kubeClient.AppsV1().StatefulSets("team-a").Update(f.ctx, sts, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reg = f.registry("team-a", "reg")
+	reg.Spec.Replicas = ptr.To[int32](2)
+	reg.Spec.PersistentVolumeClaim.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+	if _, err := f.client.RegistryV1alpha1().ImageRegistries("team-a").Update(f.ctx, reg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mustSync(reg)
+	f.expectReady(reg, metav1.ConditionFalse, ReasonStorageNotShared)
+	if c := f.readyCondition(reg); !strings.Contains(c.Message, "into data-reg-0") || !strings.Contains(c.Message, "kubectl delete statefulset reg --cascade=orphan") {
+		t.Errorf("Ready message %q does not say how to move to the shared claim", c.Message)
 	}
 }

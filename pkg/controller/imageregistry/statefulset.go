@@ -61,23 +61,23 @@ func (c *Controller) ensureStatefulSet(ctx context.Context, reg *v1alpha1.ImageR
 	if err != nil {
 		return err
 	}
-	// One that is not ours is refused by ensureObject; its layout is no guide.
-	ours := cur
-	if cur != nil && !metav1.IsControlledBy(cur, reg) {
-		ours = nil
+	if cur != nil {
+		if err := checkControlled(reg, "StatefulSet", cur); err != nil {
+			return err
+		}
 	}
-	st.claims = decideClaimLayout(reg, ours)
+	st.claims = decideClaimLayout(reg, cur)
 	if st.claims == oneSharedClaim {
 		if err := c.ensureSharedClaim(ctx, reg); err != nil {
 			return err
 		}
 	}
-	st.degraded = storageNotShared(reg, st.claims)
+	st.degraded = storageNotShared(reg, st.claims, cur)
 	desired := c.desiredStatefulSet(reg, st)
 	if err := c.annotateUserCredentials(ctx, reg, st, desired); err != nil {
 		return err
 	}
-	if ours != nil && st.claims == claimPerPod && !volumeClaimTemplatesMatch(cur.Spec.VolumeClaimTemplates, desired.Spec.VolumeClaimTemplates) {
+	if cur != nil && st.claims == claimPerPod && st.degraded == nil && !volumeClaimTemplatesMatch(cur.Spec.VolumeClaimTemplates, desired.Spec.VolumeClaimTemplates) {
 		// volumeClaimTemplates are immutable, and existing claims keep their
 		// size anyway: tell the user rather than fight the API. (Deleting
 		// the StatefulSet would need a right the operator does without.)

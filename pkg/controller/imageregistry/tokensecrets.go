@@ -18,8 +18,9 @@ import (
 // deleted key back as the signing key beside a new next key, and the
 // replacement runs as a scheduled renewal does.
 //
-// It holds a reference to the data the Secret cache held, not a copy, and
-// only while the operator runs: no second copy of a private key is stored.
+// It holds the data the Secret cache held or the API returned for the
+// operator's write, only while the operator runs: no copy of a private key
+// is stored anywhere.
 // A token Secret deleted while no operator ran, or before the operator's
 // first sync of its registry, is replaced by a new key at once. Entries
 // carry the registry's UID, so a registry made again under the same name
