@@ -405,9 +405,20 @@ func (n *Node) StopKeepingDir(beforeRemove func()) error {
 			errs = append(errs, err)
 		}
 		if n.containerd != nil && !n.containerd.exited() {
-			if out, err := n.Crictl(ctx, "rmp", "--all", "--force"); err != nil {
-				errs = append(errs, fmt.Errorf("removing the node's pods: %v: %s", err, out))
+			// A shim that ends while its container is being killed answers
+			// "ttrpc: closed" (seen once in CI); the sandbox is gone or
+			// removable a moment later, so try again before reporting it.
+			var rmErr error
+			for attempt := 0; attempt < 3; attempt++ {
+				out, err := n.Crictl(ctx, "rmp", "--all", "--force")
+				if err == nil {
+					rmErr = nil
+					break
+				}
+				rmErr = fmt.Errorf("removing the node's pods: %v: %s", err, out)
+				time.Sleep(time.Second)
 			}
+			errs = append(errs, rmErr)
 		}
 		if n.containerd != nil {
 			errs = append(errs, n.containerd.crashErr())
