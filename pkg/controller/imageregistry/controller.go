@@ -116,10 +116,11 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
-// authConfigMapIndex indexes ImageRegistries by the user auth ConfigMap
-// (namespace/name) they reference, so that a change to that ConfigMap
-// enqueues exactly the registries that use it.
-const authConfigMapIndex = "imageregistry.authConfigMap"
+// configMapsIndex indexes ImageRegistries by the user ConfigMaps
+// (namespace/name) they reference (spec.auth.configMapName,
+// spec.storage.s3.caBundle), so that a change to one enqueues exactly the
+// registries that use it.
+const configMapsIndex = "imageregistry.configMaps"
 
 // Controller keeps each ImageRegistry's owned objects in step with its spec.
 type Controller struct {
@@ -208,7 +209,7 @@ func NewController(
 	eventBroadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kubeClient.CoreV1().Events("")})
 	recorder := eventBroadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: controllerAgentName})
 
-	if err := registryInformer.Informer().AddIndexers(cache.Indexers{authConfigMapIndex: indexByAuthConfigMap}); err != nil {
+	if err := registryInformer.Informer().AddIndexers(cache.Indexers{configMapsIndex: indexByConfigMaps}); err != nil {
 		return nil, fmt.Errorf("add ImageRegistry index: %w", err)
 	}
 
@@ -355,10 +356,10 @@ func (c *Controller) enqueueInstance(o metav1.Object) {
 	}
 }
 
-// handleUserConfigMap enqueues the registries whose spec.auth.configMapName
-// names this ConfigMap.
+// handleUserConfigMap enqueues the registries that reference this
+// ConfigMap (configMapsIndex).
 func (c *Controller) handleUserConfigMap(cm metav1.Object) {
-	objs, err := c.registriesIndex.ByIndex(authConfigMapIndex, cm.GetNamespace()+"/"+cm.GetName())
+	objs, err := c.registriesIndex.ByIndex(configMapsIndex, cm.GetNamespace()+"/"+cm.GetName())
 	if err != nil {
 		utilruntime.HandleError(err)
 		return
@@ -388,10 +389,17 @@ func (c *Controller) handleUnownedSecret(s metav1.Object) {
 	}
 }
 
-func indexByAuthConfigMap(obj interface{}) ([]string, error) {
+func indexByConfigMaps(obj interface{}) ([]string, error) {
 	r, ok := obj.(*v1alpha1.ImageRegistry)
-	if !ok || r.Spec.Auth.ConfigMapName == "" {
+	if !ok {
 		return nil, nil
 	}
-	return []string{r.Namespace + "/" + r.Spec.Auth.ConfigMapName}, nil
+	var keys []string
+	if r.Spec.Auth.ConfigMapName != "" {
+		keys = append(keys, r.Namespace+"/"+r.Spec.Auth.ConfigMapName)
+	}
+	if s3 := s3Storage(r); s3 != nil && s3.CABundle != nil {
+		keys = append(keys, r.Namespace+"/"+s3.CABundle.Name)
+	}
+	return keys, nil
 }

@@ -502,12 +502,10 @@ func (c *Controller) collectorPod(reg *v1alpha1.ImageRegistry, node string) *cor
 		{Name: "registry-config", MountPath: registryConfigDir, ReadOnly: true},
 		{Name: "tmp", MountPath: "/tmp"},
 	}
-	var env []corev1.EnvVar
-	if s3 := s3Storage(reg); s3 != nil {
-		env = append(env,
-			secretEnv("REGISTRY_STORAGE_S3_ACCESSKEY", s3.CredentialsSecret, "accessKeyID"),
-			secretEnv("REGISTRY_STORAGE_S3_SECRETKEY", s3.CredentialsSecret, "secretAccessKey"))
-	} else {
+	env, s3Volumes, s3Mounts := s3Access(reg)
+	volumes = append(volumes, s3Volumes...)
+	mounts = append(mounts, s3Mounts...)
+	if s3Storage(reg) == nil {
 		volumes = append(volumes, corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: dataClaimName(reg)},
 		}})

@@ -43,12 +43,17 @@ const (
 // processes only read at start: a change rolls the pods.
 func configHash(st *syncState) string {
 	h := sha256.New()
-	for _, b := range [][]byte{
+	parts := [][]byte{
 		st.registryConfig, st.trust.jwks, st.authConfig,
 		st.tls.certPEM, st.tls.keyPEM,
 		st.token.certPEM, st.token.keyPEM,
 		st.httpSecret,
-	} {
+	}
+	if len(st.s3CA) > 0 {
+		// Only when set: the hash of every other registry stays.
+		parts = append(parts, st.s3CA)
+	}
+	for _, b := range parts {
 		// Length-prefixed, so that moving bytes between parts changes the hash.
 		_ = binary.Write(h, binary.BigEndian, uint64(len(b)))
 		h.Write(b)
@@ -175,6 +180,8 @@ func (c *Controller) podSpec(reg *v1alpha1.ImageRegistry, st *syncState) corev1.
 	if st.claims == oneSharedClaim {
 		volumes = append(volumes, sharedClaimVolume(reg))
 	}
+	_, s3Volumes, _ := s3Access(reg)
+	volumes = append(volumes, s3Volumes...)
 	if dockerAuth {
 		volumes = append(volumes,
 			corev1.Volume{Name: "ext-auth", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -216,10 +223,10 @@ func (c *Controller) registryContainer(reg *v1alpha1.ImageRegistry) corev1.Conta
 		{Name: "tls", MountPath: tlsDir, ReadOnly: true},
 		{Name: "tmp", MountPath: "/tmp"},
 	}
-	if s3 := s3Storage(reg); s3 != nil {
-		env = append(env,
-			secretEnv("REGISTRY_STORAGE_S3_ACCESSKEY", s3.CredentialsSecret, s3AccessKeyIDKey),
-			secretEnv("REGISTRY_STORAGE_S3_SECRETKEY", s3.CredentialsSecret, s3SecretAccessKeyKey))
+	if s3Storage(reg) != nil {
+		s3Env, _, s3Mounts := s3Access(reg)
+		env = append(env, s3Env...)
+		mounts = append(mounts, s3Mounts...)
 	} else {
 		mounts = append(mounts, corev1.VolumeMount{Name: dataVolume, MountPath: dataDir})
 	}

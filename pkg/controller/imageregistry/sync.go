@@ -74,6 +74,8 @@ type syncState struct {
 	gcScheduleErr string
 	// readOnlyPods counts the registry pods whose template said read-only.
 	readOnlyPods int
+	// s3CA is the PEM CA bundle of spec.storage.s3.caBundle, if set.
+	s3CA []byte
 	// claims is how the pods get their data volume (sharedclaim.go).
 	claims claimLayout
 	// degraded is reported once every object is written: the registry
@@ -147,6 +149,7 @@ func (c *Controller) reconcile(ctx context.Context, reg *v1alpha1.ImageRegistry,
 		c.ensureTLS,
 		c.ensureTokenKey,
 		c.ensureHTTPSecret,
+		c.readS3CABundle,
 		c.ensureAuthConfig,
 		c.planGarbageCollection,
 		c.ensureRegistryConfig,

@@ -42,6 +42,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &registryv1alpha1.AuthCASpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("AuthSpec"):
 		return &registryv1alpha1.AuthSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ConfigMapKeyRef"):
+		return &registryv1alpha1.ConfigMapKeyRefApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GarbageCollectionRun"):
 		return &registryv1alpha1.GarbageCollectionRunApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GarbageCollectionSpec"):

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -34,6 +36,16 @@ type S3Options struct {
 	Out io.Writer
 	// Timeout bounds the start. Default 90s.
 	Timeout time.Duration
+	// TLS, if set, makes the S3 port serve HTTPS with this key pair; the
+	// Endpoint is then https://.
+	TLS *S3TLS
+}
+
+// S3TLS is the S3 port's serving key pair (PEM files) and the CA bundle
+// that verifies it.
+type S3TLS struct {
+	CertFile, KeyFile string
+	CA                []byte
 }
 
 // S3Server is a real S3 server, SeaweedFS's `weed server -s3`, on 127.0.0.1
@@ -121,6 +133,9 @@ func StartS3(ctx context.Context, opts S3Options) (*S3Server, error) {
 	s.Addr = "127.0.0.1:" + p(6)
 	s.filerURL = "http://127.0.0.1:" + p(4)
 	s.Endpoint = "http://" + s.Addr
+	if opts.TLS != nil {
+		s.Endpoint = "https://" + s.Addr
+	}
 	args := []string{
 		"server",
 		"-dir=" + dataDir,
@@ -146,6 +161,10 @@ func StartS3(ctx context.Context, opts S3Options) (*S3Server, error) {
 		// parts and the assembled copy.
 		"-master.volumeSizeLimitMB=1024",
 	}
+	if opts.TLS != nil {
+		// With a key pair and no -s3.port.https, the S3 port speaks HTTPS.
+		args = append(args, "-s3.cert.file="+opts.TLS.CertFile, "-s3.key.file="+opts.TLS.KeyFile)
+	}
 	s.LogFile = filepath.Join(opts.Dir, "weed.log")
 	w, closeLog, err := logDestination("weed", opts.Out, s.LogFile)
 	if err != nil {
@@ -157,6 +176,13 @@ func StartS3(ctx context.Context, opts S3Options) (*S3Server, error) {
 	}
 	s.proc = proc
 	client := &http.Client{Timeout: 2 * time.Second}
+	if opts.TLS != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(opts.TLS.CA) {
+			return nil, fmt.Errorf("framework: S3TLS.CA holds no PEM certificate")
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
 	ready := func(ctx context.Context) (bool, error) {
 		// S3 answers (an anonymous request is refused, which is an answer).
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/", nil)

@@ -304,6 +304,21 @@ type S3StorageSpec struct {
 	// +kubebuilder:validation:Pattern=`^(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$`
 	// +optional
 	RootDirectory string `json:"rootDirectory,omitempty"`
+	// CABundle names PEM certificates the registry trusts for the endpoint
+	// besides the system's: for an S3 service whose certificate a private
+	// CA signed. Changing them rolls the pods.
+	// +optional
+	CABundle *ConfigMapKeyRef `json:"caBundle,omitempty"`
+}
+
+// ConfigMapKeyRef names a key of a ConfigMap in the registry's namespace.
+type ConfigMapKeyRef struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key in the ConfigMap; default ca.crt.
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // ImagesSpec overrides container images.

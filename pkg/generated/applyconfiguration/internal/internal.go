@@ -289,6 +289,16 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: tokenExpiration
       type:
         namedType: Duration.v1.meta.apis.pkg.apimachinery.k8s.io
+- name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ConfigMapKeyRef
+  map:
+    fields:
+    - name: key
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+      default: ""
 - name: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.GarbageCollectionRun
   map:
     fields:
@@ -681,6 +691,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
       default: ""
+    - name: caBundle
+      type:
+        namedType: com.github.image-registry-operator.image-registry-operator.pkg.apis.registry.v1alpha1.ConfigMapKeyRef
     - name: credentialsSecret
       type:
         scalar: string

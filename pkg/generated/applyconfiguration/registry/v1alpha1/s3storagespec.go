@@ -38,6 +38,10 @@ type S3StorageSpecApplyConfiguration struct {
 	// blobs under its root that its own manifests do not reference.
 	// Changing it points the registry at another, usually empty, root.
 	RootDirectory *string `json:"rootDirectory,omitempty"`
+	// CABundle names PEM certificates the registry trusts for the endpoint
+	// besides the system's: for an S3 service whose certificate a private
+	// CA signed. Changing them rolls the pods.
+	CABundle *ConfigMapKeyRefApplyConfiguration `json:"caBundle,omitempty"`
 }
 
 // S3StorageSpecApplyConfiguration constructs a declarative configuration of the S3StorageSpec type for use with
@@ -83,5 +87,13 @@ func (b *S3StorageSpecApplyConfiguration) WithCredentialsSecret(value string) *S
 // If called multiple times, the RootDirectory field is set to the value of the last call.
 func (b *S3StorageSpecApplyConfiguration) WithRootDirectory(value string) *S3StorageSpecApplyConfiguration {
 	b.RootDirectory = &value
+	return b
+}
+
+// WithCABundle sets the CABundle field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CABundle field is set to the value of the last call.
+func (b *S3StorageSpecApplyConfiguration) WithCABundle(value *ConfigMapKeyRefApplyConfiguration) *S3StorageSpecApplyConfiguration {
+	b.CABundle = value
 	return b
 }
