@@ -119,13 +119,7 @@ func TestDockerAuth(t *testing.T) {
 	dockerAuthBin(t)
 	u := newUserEnv(t, "--grace-period="+gracePeriod.String())
 	u.kubectlNS(t, u.ns, dockerAuthRegistry(t, u.otherNamespaceName()), "apply", "-f", "-")
-	root, err := framework.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
-		u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples", "registry.mgoltzsche.github.com_v1alpha1_"+kind+"_cr.yaml"))
-	}
+	u.applyExampleSecrets(t)
 	u.startDataPlane(t, exampleRegistry)
 	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry, "imagepushsecret/example", "imagepullsecret/example")
 	sk, err := u.dp.Skopeo(filepath.Join(filepath.Dir(u.crane.Dir), "skopeo"))

@@ -181,13 +181,7 @@ func TestS3Replicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.kubectlNS(t, u.ns, s3Registry(exampleRegistry, 2, s3), "apply", "-f", "-")
-	root, err := framework.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
-		u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples", "registry.mgoltzsche.github.com_v1alpha1_"+kind+"_cr.yaml"))
-	}
+	u.applyExampleSecrets(t)
 	u.startReplicas(t, exampleRegistry, 2, s3.Addr)
 	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry, "imagepushsecret/example", "imagepullsecret/example")
 	pod0, pod1 := exampleRegistry+"-0", exampleRegistry+"-1"
@@ -285,13 +279,7 @@ spec:
       requests:
         storage: 2Gi
 `, exampleRegistry), "apply", "-f", "-")
-	root, err := framework.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
-		u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples", "registry.mgoltzsche.github.com_v1alpha1_"+kind+"_cr.yaml"))
-	}
+	u.applyExampleSecrets(t)
 	u.startReplicas(t, exampleRegistry, 2)
 	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry, "imagepushsecret/example", "imagepullsecret/example")
 
@@ -434,13 +422,7 @@ spec:
         name: storage-ca
         key: bundle.pem
 `, exampleRegistry, s3.Endpoint, s3Bucket, framework.S3Region, s3CredsSecret, exampleRegistry), "apply", "-f", "-")
-	root, err := framework.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
-		u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples", "registry.mgoltzsche.github.com_v1alpha1_"+kind+"_cr.yaml"))
-	}
+	u.applyExampleSecrets(t)
 	u.startReplicas(t, exampleRegistry, 1, s3.Addr)
 	u.waitReady(t, readyTimeout, "imageregistry/"+exampleRegistry, "imagepushsecret/example", "imagepullsecret/example")
 

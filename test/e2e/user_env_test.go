@@ -129,6 +129,19 @@ func (u *userEnv) applyExamples(t *testing.T) {
 	t.Log(strings.TrimSpace(u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples"))))
 }
 
+// applyExampleSecrets applies the example ImagePushSecret and
+// ImagePullSecret (of registry "registry"), without the example registry.
+func (u *userEnv) applyExampleSecrets(t *testing.T) {
+	t.Helper()
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"imagepushsecret", "imagepullsecret"} {
+		u.kubectl(t, "apply", "-f", filepath.Join(root, "artifacts", "examples", "registry.mgoltzsche.github.com_v1alpha1_"+kind+"_cr.yaml"))
+	}
+}
+
 // startDataPlane plays kubelet and Service for the registry and waits for
 // it to serve.
 func (u *userEnv) startDataPlane(t *testing.T, registry string) {
